@@ -1,0 +1,132 @@
+"""The one exception tree of github-p2p.
+
+Every error the package raises on purpose derives from :class:`GitHubP2PError`, and the branch
+says what went wrong and whose fault it was: bad configuration (:class:`ConfigError`), a sealed
+entry that must not be served (:class:`IntegrityError`), a peer that broke the wire protocol
+(:class:`RemoteProtocolError`) or we did (:class:`LocalProtocolError`), GitHub refusing or failing
+(:class:`UpstreamError`), or the fleet being out of reach (:class:`FleetError`). Foreign
+exceptions are translated at the boundary with ``raise ... from exc``.
+
+Messages never contain secrets, tokens or keys.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheStoreError",
+    "ConfigError",
+    "DigestMismatchError",
+    "EnvelopeFormatError",
+    "FleetError",
+    "FleetUnavailableError",
+    "ForeignKeyError",
+    "GitHubHTTPError",
+    "GitHubP2PError",
+    "IntegrityError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RateLimitExceededError",
+    "RemoteProtocolError",
+    "SecondaryRateLimitError",
+    "TamperedEntryError",
+    "UpstreamError",
+    "UpstreamUnavailableError",
+    "WrongEntryIdError",
+]
+
+
+class GitHubP2PError(Exception):
+    """Root of every error github-p2p raises on purpose."""
+
+
+class ConfigError(GitHubP2PError):
+    """Usage or configuration is wrong (the CLI exits 2 with this message)."""
+
+
+# --- sealed entries -------------------------------------------------------------------------
+
+
+class IntegrityError(GitHubP2PError):
+    """A sealed entry failed a check; it is counted and never served."""
+
+
+class EnvelopeFormatError(IntegrityError):
+    """The envelope is truncated, too large, or has an unknown version byte."""
+
+
+class ForeignKeyError(IntegrityError):
+    """The envelope was sealed with another fleet key (another secret or scope)."""
+
+
+class WrongEntryIdError(IntegrityError):
+    """The envelope belongs to another entry id (a replay under a different key)."""
+
+
+class TamperedEntryError(IntegrityError):
+    """The AEAD tag does not verify: the envelope was modified in transit or at rest."""
+
+
+class DigestMismatchError(IntegrityError):
+    """The body does not match the content digest recorded when it was sealed."""
+
+
+# --- wire protocol ----------------------------------------------------------------------------
+
+
+class ProtocolError(GitHubP2PError):
+    """The fleet wire protocol was violated."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to send something the protocol forbids (for example an oversized frame)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The remote side sent something the protocol forbids."""
+
+
+# --- GitHub -----------------------------------------------------------------------------------
+
+
+class UpstreamError(GitHubP2PError):
+    """GitHub could not give a usable answer."""
+
+
+class GitHubHTTPError(UpstreamError):
+    """GitHub answered with an error status (4xx or 5xx) that the caller asked to raise."""
+
+    def __init__(self, status: int, message: str, url: str = "") -> None:
+        self.status = status
+        self.url = url
+        super().__init__(f"GitHub answered {status} for {url or 'the request'}: {message}")
+
+
+class RateLimitExceededError(GitHubHTTPError):
+    """The primary rate limit is exhausted and the reset is too far away to wait for."""
+
+    def __init__(self, status: int, message: str, url: str = "", reset_at: float = 0.0) -> None:
+        self.reset_at = reset_at
+        super().__init__(status, message, url)
+
+
+class SecondaryRateLimitError(GitHubHTTPError):
+    """A secondary rate limit persisted through every allowed retry."""
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """GitHub could not be reached (connection error, timeout, or 5xx after every retry)."""
+
+
+# --- fleet and local store --------------------------------------------------------------------
+
+
+class FleetError(GitHubP2PError):
+    """The fleet cache could not serve a request."""
+
+
+class FleetUnavailableError(FleetError):
+    """No hub is reachable; callers fall back to the local cache and GitHub."""
+
+
+class CacheStoreError(GitHubP2PError):
+    """The local cache store failed in a way that could not be recovered from."""
