@@ -114,7 +114,12 @@ class SecondaryRateLimitError(GitHubHTTPError):
 
 
 class UpstreamUnavailableError(UpstreamError):
-    """GitHub could not be reached (connection error, timeout, or 5xx after every retry)."""
+    """GitHub could not be reached (connection error or timeout after every retry)."""
+
+    def __init__(self, message: str, calls: int = 0) -> None:
+        #: Requests that were sent (and counted) before giving up.
+        self.calls = calls
+        super().__init__(message)
 
 
 # --- fleet and local store --------------------------------------------------------------------
