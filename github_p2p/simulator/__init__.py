@@ -1,0 +1,16 @@
+"""A GitHub REST API simulator: the one fake of the project.
+
+It behaves like GitHub where a cache can tell the difference (token-specific ETags,
+``Last-Modified`` only on single objects, free 304s, per-repository budgets for ``ghs_``
+tokens, secondary limits, pagination links) and records every request it serves, so tests,
+the demo and benchmarks can assert exact upstream counts.
+"""
+
+from __future__ import annotations
+
+from github_p2p.simulator.client import SimulatorClient
+from github_p2p.simulator.config import SimulatorConfig
+from github_p2p.simulator.records import RequestRecord
+from github_p2p.simulator.server import GitHubSimulator
+
+__all__ = ["GitHubSimulator", "RequestRecord", "SimulatorClient", "SimulatorConfig"]
