@@ -4,6 +4,16 @@ It behaves like GitHub where a cache can tell the difference (token-specific ETa
 ``Last-Modified`` only on single objects, free 304s, per-repository budgets for ``ghs_``
 tokens, secondary limits, pagination links) and records every request it serves, so tests,
 the demo and benchmarks can assert exact upstream counts.
+
+In-process::
+
+    with GitHubSimulator(SimulatorConfig(latency=0.0, rate_limit=5000)) as sim:
+        os.environ["GITHUB_API_URL"] = sim.url
+        ...
+        assert sim.upstream_count("/repos/o/r", counted_only=True) == 1
+
+From another process: ``python -m github_p2p.simulator --port 0 --ready-file F`` and
+:class:`SimulatorClient` on the URL it prints (the ``/_simulator/*`` control plane).
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ __all__ = ["http_date", "is_not_modified", "parse_http_date", "token_etag"]
 
 
 def token_etag(token: str, body: bytes) -> str:
-    """A weak ETag over the token and the body.
+    """``W/"<first 32 hex of sha256(token || body)>"``.
 
     GitHub's ETags are token-specific (one job cannot revalidate with another job's ETag), so the
-    token goes into the hash next to the body.
+    token goes into the hash in front of the body.
     """
-    digest = hashlib.sha256(token.encode() + b"\x00" + body).hexdigest()
+    digest = hashlib.sha256(token.encode() + body).hexdigest()
     return f'W/"{digest[:32]}"'
 
 
