@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -166,15 +167,26 @@ class GitHubClient:
         return cls.in_process(settings)
 
     @classmethod
-    def in_process(cls, settings: ClientSettings, *, stats: Stats | None = None) -> GitHubClient:
-        """A client with its own local store (no fleet) under ``settings.cache_dir``."""
+    def in_process(
+        cls,
+        settings: ClientSettings,
+        *,
+        stats: Stats | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> GitHubClient:
+        """A client with its own local store (no fleet) under ``settings.cache_dir``.
+
+        ``clock`` and ``sleep`` are injectable so tests can move time without waiting.
+        """
         stats = stats or Stats()
         store = LocalStore(settings.cache_dir) if settings.cache_dir is not None else None
         engine = CacheEngine(
             api_url=settings.api_url,
             scope=settings.scope,
             upstream=Upstream(stats, retry=settings.retry, timeout=settings.timeout,
-                              user_agent=settings.user_agent),
+                              user_agent=settings.user_agent, sleep=sleep, clock=clock),
+            clock=clock,
             stats=stats,
             policy=load_policy(settings.policy_file),
             store=store,
@@ -205,7 +217,8 @@ class GitHubClient:
         json_body: Any = None,
     ) -> CachedResponse:
         """Send any request and return the answer, whatever its status."""
-        query = _query(params)
+        path, _, inline = path.partition("?")
+        query = parse_qsl(inline, keep_blank_values=True) + _query(params)
         body = None
         send_headers = dict(headers or {})
         if json_body is not None:
@@ -225,7 +238,8 @@ class GitHubClient:
                  headers: Mapping[str, str] | None = None, max_pages: int = 1000
                  ) -> Iterator[Any]:
         """Yield the items of every page, following ``Link: rel="next"`` (each page cached)."""
-        query = list(_query(params))
+        path, _, inline = path.partition("?")
+        query = parse_qsl(inline, keep_blank_values=True) + _query(params)
         if not any(k == "per_page" for k, _ in query):
             query.append(("per_page", "100"))
         current_path, current_query = path, query

@@ -149,3 +149,14 @@ def test_entry_round_trip_property(body, status, etag):
     entry = CacheEntry(**{f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)
                           if f.name != "digest"})
     assert decode_entry(encode_entry(entry)) == entry
+
+
+def test_master_split_matches_one_shot_helpers():
+    from github_p2p.keys import derive_master_key, fleet_keys_from_master, network_key_from_master
+
+    master = derive_master_key("correct horse battery", iterations=FAST)
+    assert fleet_keys_from_master(master, "s") == derive_fleet_keys(
+        "correct horse battery", "s", iterations=FAST)
+    assert network_key_from_master(master) == derive_network_key(
+        "correct horse battery", iterations=FAST)
+    assert network_key_from_master(master) != master

@@ -473,13 +473,13 @@ def _bad(message: str) -> FrameRejected:
 _ID_FIELDS = frozenset({"entry_id", "tag"})
 
 
-def _hex_id(text: object) -> bytes:
+def _hex_id(text: object, name: str) -> bytes:
     if (
         not isinstance(text, str)
         or len(text) != 2 * ENTRY_ID_SIZE
         or not _HEX_DIGITS.issuperset(text)
     ):
-        raise _bad(f"entry_id must be {2 * ENTRY_ID_SIZE} lowercase hex digits")
+        raise _bad(f"{name} must be {2 * ENTRY_ID_SIZE} lowercase hex digits")
     return bytes.fromhex(text)
 
 
@@ -519,7 +519,7 @@ def message_from_meta(op: int, meta: Mapping[str, Any], payload: bytes) -> Messa
         elif item.name in meta:
             value = meta[item.name]
             is_id = item.name in _ID_FIELDS and value is not None
-            args[item.name] = _hex_id(value) if is_id else value
+            args[item.name] = _hex_id(value, item.name) if is_id else value
         elif item.default is not None:
             raise _bad(f"missing field {item.name!r}")
     if payload and _PAYLOAD not in args:

@@ -1,0 +1,39 @@
+"""Shared fixtures: a real simulated GitHub API server and clients against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+
+
+@pytest.fixture
+def sim() -> Iterator[GitHubSimulator]:
+    """A fresh GitHub simulator on 127.0.0.1 with an ephemeral port."""
+    with GitHubSimulator(SimulatorConfig(rate_limit=5000)) as simulator:
+        yield simulator
+
+
+class FakeClock:
+    """Wall-clock time that tests move by hand; ``sleep`` advances it and is recorded."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
