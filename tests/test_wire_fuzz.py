@@ -74,7 +74,8 @@ def records(max_text: int) -> st.SearchStrategy[dict[str, Any]]:
 def puts(draw: st.DrawFn, tokens: st.SearchStrategy[str]) -> Put:
     fresh = draw(durations)
     keep = fresh + draw(durations)
-    return Put(draw(rids), draw(ids), draw(envelopes), fresh, keep, draw(st.none() | tokens))
+    token = draw(st.none() | tokens)
+    return Put(draw(rids), draw(ids), draw(envelopes), fresh, keep, token, draw(st.none() | ids))
 
 
 @st.composite
@@ -177,16 +178,16 @@ def assert_canonical(message: Message, limits: WireLimits) -> None:
 # --- properties --------------------------------------------------------------------------------
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=250)
 @given(st.lists(messages, min_size=1, max_size=6), st.lists(st.integers(0, 10**6), max_size=8))
 def test_round_trip_across_arbitrary_chunking(batch: list[Message], cuts: list[int]) -> None:
     stream = b"".join(encode(m) for m in batch)
     assert feed(stream, cuts, WireLimits(), eof=True) == batch
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=900)
 @given(
-    st.lists(st.binary(max_size=300), min_size=1, max_size=16),
+    st.lists(st.binary(max_size=300), min_size=10, max_size=30),
     st.lists(st.integers(0, 400), max_size=4),
     st.booleans(),
 )
@@ -201,8 +202,10 @@ def test_arbitrary_bytes_are_only_ever_rejected(
 _OPS = sorted({0, 1, 2, 0x7F, 0x80, 0xFE, *MESSAGE_TYPES})
 
 
-@settings(FUZZ, max_examples=1500)
-@given(st.lists(st.tuples(st.sampled_from(_OPS), st.binary(max_size=200)), min_size=1, max_size=16))
+@settings(FUZZ, max_examples=700)
+@given(
+    st.lists(st.tuples(st.sampled_from(_OPS), st.binary(max_size=200)), min_size=10, max_size=30)
+)
 def test_arbitrary_bodies_behind_a_valid_header(bodies: list[tuple[int, bytes]]) -> None:
     for op, rest in bodies:
         try:
@@ -240,10 +243,10 @@ def mutate(frame: bytes, tape: bytes) -> bytes:
     return bytes(data)
 
 
-@settings(FUZZ, max_examples=600)
+@settings(FUZZ, max_examples=400)
 @given(
     st.lists(small_messages, min_size=1, max_size=3),
-    st.lists(_MUTATIONS, min_size=1, max_size=10),
+    st.lists(_MUTATIONS, min_size=4, max_size=12),
     st.booleans(),
 )
 def test_mutated_valid_frames_are_only_ever_rejected(
@@ -255,7 +258,7 @@ def test_mutated_valid_frames_are_only_ever_rejected(
             assert_canonical(message, SMALL)
 
 
-@settings(FUZZ, max_examples=600)
+@settings(FUZZ, max_examples=400)
 @given(small_messages, st.data())
 def test_meta_with_a_field_changed_keeps_the_rid(message: Message, data: st.DataObject) -> None:
     """A changed field is taken exactly as sent or refused, and a refusal names the request."""
@@ -276,8 +279,8 @@ def test_meta_with_a_field_changed_keeps_the_rid(message: Message, data: st.Data
     assert_canonical(decoded, WireLimits())
     if key == "extra":
         assert decoded == message
-    elif deleted:
-        assert key == "lease_token" and getattr(decoded, key) is None
+    elif deleted:  # only a field that may be null may be left out
+        assert key in ("lease_token", "tag") and getattr(decoded, key) is None
     else:
         assert message_to_meta(decoded)[0][key] == meta[key]
 

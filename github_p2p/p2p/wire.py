@@ -12,12 +12,14 @@ Frame layout::
     payload = the rest of the body: raw bytes, e.g. a sealed entry (<= max_envelope)
 
 Varints are unsigned LEB128, minimally encoded, at most 10 bytes. ``meta`` holds the small
-typed fields (``rid`` always; ``entry_id`` as 64 lowercase hex digits); unknown keys are ignored
-for forward compatibility, duplicate keys and NaN/Infinity are refused. Ops:
+typed fields: ``rid`` always (``null`` only in an :class:`Error` about the whole stream), 32-byte
+ids such as ``entry_id`` as 64 lowercase hex digits. Unknown keys are ignored for forward
+compatibility and keys whose value may be ``null`` may be left out; duplicate keys and
+NaN/Infinity are refused. Ops (requests below ``0x80``, responses from it):
 
-=======  ==============  =======  ===================
+=======  ==============  =======  ====================
 op       request         op       response
-=======  ==============  =======  ===================
+=======  ==============  =======  ====================
 ``01``   Hello           ``80``   Ok
 ``02``   Get             ``81``   Entry (payload)
 ``03``   Put (payload)   ``82``   NotFound
@@ -26,7 +28,7 @@ op       request         op       response
 ``06``   Release         ``85``   PeersReply
 ``07``   StatsQuery      ``FF``   Error
 ``08``   PeersQuery
-=======  ==============  =======  ===================
+=======  ==============  =======  ====================
 
 Usage::
 
@@ -47,7 +49,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from .messages import (
     ENTRY_ID_SIZE,
     ERROR_CODES,
@@ -158,11 +160,11 @@ class WireLimits:
         for name in ("max_frame", "max_meta", "max_envelope"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise LocalProtocolError(f"WireLimits.{name} must be a positive integer")
+                raise ConfigError(f"WireLimits.{name} must be a positive integer")
         if self.max_meta >= self.max_frame or self.max_envelope >= self.max_frame:
-            raise LocalProtocolError("WireLimits: max_meta and max_envelope must be < max_frame")
+            raise ConfigError("WireLimits: max_meta and max_envelope must be < max_frame")
         if self.max_frame >= 2**63:
-            raise LocalProtocolError("WireLimits.max_frame must be below 2**63")
+            raise ConfigError("WireLimits.max_frame must be below 2**63")
 
 
 _DEFAULT_LIMITS: Final = WireLimits()
