@@ -90,8 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="github-p2p: %(levelname)s %(name)s: %(message)s")
+    level = getattr(logging, args.log_level.upper())
+    logging.basicConfig(level=level, format="github-p2p: %(levelname)s %(name)s: %(message)s")
+    # libp2p logs an ERROR for every short-lived connection that closes during negotiation
+    # (normal for a hub serving many runners); keep its chatter out unless debugging.
+    logging.getLogger("libp2p").setLevel(level if level <= logging.DEBUG else logging.CRITICAL)
     try:
         result: int = args.func(args)
         return result

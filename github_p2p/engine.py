@@ -34,6 +34,7 @@ CACHE_HEADER = "X-GitHub-P2P-Cache"
 #: Response header telling how many calls to GitHub the answer cost (for exact accounting).
 UPSTREAM_CALLS_HEADER = "X-GitHub-P2P-Upstream-Calls"
 _CONDITIONAL = ("if-none-match", "if-modified-since")
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                          "content-encoding", "host"})
 
@@ -168,7 +169,7 @@ class CacheEngine:
             self.stats.record(Outcome.BYPASS, exc.calls)
             raise
         finally:
-            if method.upper() != "GET":
+            if method.upper() in _WRITES:
                 # A write may have changed the resource even if the answer never reached us.
                 self.invalidate(path)
         self.stats.record(Outcome.BYPASS, resp.calls)

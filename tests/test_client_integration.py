@@ -194,3 +194,14 @@ def test_unreachable_github_raises_after_bounded_retries(tmp_path, clock):
             gh.get("/repos/o/r")
         stats = gh.stats()
     assert stats["api_calls_made"] == 3 and stats["errors"] == 1 and len(clock.sleeps) == 2
+
+
+def test_head_does_not_invalidate_but_patch_does(sim, tmp_path):
+    path = "/repos/octo/hello/issues/2"
+    with make_client(sim, tmp_path) as gh:
+        gh.get(path)
+        assert gh.request("HEAD", path).outcome is Outcome.BYPASS
+        assert gh.request("GET", path).outcome is Outcome.HIT_LOCAL
+        assert gh.request("PATCH", path, json_body={"title": "renamed"}).status == 200
+        resp = gh.request("GET", path)
+    assert resp.outcome is Outcome.MISS and json.loads(resp.body)["title"] == "renamed"

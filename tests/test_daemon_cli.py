@@ -27,7 +27,8 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
 
 def test_malformed_bootstrap_entry_is_named_and_exits_2(tmp_path):
     env = dict(os.environ, GITHUB_P2P_SECRET="some-fleet-secret")
-    out = cli("peer", "--bootstrap", "/ip4/127.0.0.1/tcp/9100/p2p/QmGood, /ip4/999.1.1.1/tcp/x",
+    good = "/ip4/127.0.0.1/tcp/9100/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+    out = cli("peer", "--bootstrap", f"{good}, /ip4/999.1.1.1/tcp/x",
               "--cache-dir", str(tmp_path), env=env)
     assert out.returncode == 2
     assert "999.1.1.1" in out.stderr and "Traceback" not in out.stderr
