@@ -92,17 +92,20 @@ def _cache_dir(arg: Path | None) -> Path:
 
 
 def _cmd_peer(args: argparse.Namespace) -> int:
+    from .p2p.addresses import parse_bootstrap_peers
+
+    # Validate the configuration before the slow imports (libp2p takes a second or more).
+    raw = args.bootstrap if args.bootstrap is not None else os.environ.get(
+        "MCP_P2P_BOOTSTRAP_PEERS", "")
+    bootstrap = tuple(parse_bootstrap_peers(raw)) if raw.strip() else ()
+
     import trio
 
-    from .p2p.addresses import parse_bootstrap_peers
     from .peer.daemon import PeerDaemon, PeerSettings, default_port, runner_arch
 
     arch = os.environ.get("RUNNER_ARCH") or runner_arch()
     port = args.port if args.port is not None else default_port(arch)
     http_port = args.http_port if args.http_port is not None else port + HTTP_PORT_OFFSET
-    raw = args.bootstrap if args.bootstrap is not None else os.environ.get(
-        "MCP_P2P_BOOTSTRAP_PEERS", "")
-    bootstrap = tuple(parse_bootstrap_peers(raw)) if raw.strip() else ()
     secret = resolve_secret(os.environ)
     if secret.warning and bootstrap:
         log.warning("%s", secret.warning)
