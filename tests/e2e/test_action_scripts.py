@@ -108,3 +108,25 @@ def test_stop_without_a_daemon_never_fails(tmp_path: Path) -> None:
     assert "github-p2p was not started in this job" in log
     summary = (tmp_path / "summary").read_text()
     assert "the github-p2p action did not run in this job" in summary
+
+
+def test_python_version_comes_from_the_runner_tool_cache(tmp_path: Path) -> None:
+    want = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    cache = tmp_path / "toolcache"
+    for patch in ("9", "10"):  # version order, not string order: .10 wins
+        bin_dir = cache / "Python" / f"{want}.{patch}" / "arm64" / "bin"
+        bin_dir.mkdir(parents=True)
+        (bin_dir / "python3").symlink_to(sys.executable)
+    rc, log, out = prepare(tmp_path, GP_ARCH="ARM64", GP_PYTHON=want,
+                           RUNNER_TOOL_CACHE=str(cache))
+    assert rc == 0, log
+    assert out["python"] == str(cache / "Python" / f"{want}.10" / "arm64" / "bin" / "python3")
+    assert out["python-version"] == want
+
+
+def test_missing_python_version_falls_back_to_the_system_python(tmp_path: Path) -> None:
+    rc, log, out = prepare(tmp_path, GP_ARCH="X64", GP_PYTHON="3.99",
+                           RUNNER_TOOL_CACHE=str(tmp_path / "none"))
+    assert rc == 0, log
+    assert "Python '3.99' not found; using" in log
+    assert out["python"]
