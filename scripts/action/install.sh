@@ -125,7 +125,10 @@ harvest_wheelhouse() {
   done
   echo "Wheelhouse for the next runs:${names:- (empty)}"
   touch "$tmp/.complete"
-  mv -T "$tmp" "$wheelhouse" 2>/dev/null || rm -rf "$tmp"
+  # A parallel job may have won the race: keep its wheelhouse.
+  if [ -e "$wheelhouse" ] || ! mv "$tmp" "$wheelhouse" 2>/dev/null; then
+    rm -rf "$tmp"
+  fi
 }
 
 echo "::group::github-p2p: install"

@@ -15,10 +15,9 @@ set -euo pipefail
 # runner already; a value that came from a variable or a literal is not.
 mask_words() {
   local word
-  # shellcheck disable=SC2086 # split on commas, spaces and newlines on purpose
-  for word in ${1//,/ }; do
+  while IFS= read -r word; do
     [ -n "$word" ] && printf '::add-mask::%s\n' "$word"
-  done
+  done < <(printf '%s\n' "$1" | tr -s ', \t' '\n')
   return 0
 }
 if [ -n "${GP_SECRET:-}" ]; then
@@ -116,6 +115,11 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
 fi
 
 # --- install source and cache key -----------------------------------------------------------
+# sha256sum is GNU-only; the chosen Python is everywhere this action can run.
+short_hash() {
+  "$python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])'
+}
+
 source_spec="${GP_INSTALL_SOURCE:-}"
 [ -n "$source_spec" ] || source_spec="${GITHUB_ACTION_PATH:-$(cd "$(dirname "$0")/../.." && pwd)}"
 install=true
@@ -129,10 +133,10 @@ else
   if [ -f "$source_spec/pyproject.toml" ]; then
     pkg_version="$(sed -n 's/^version[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' \
       "$source_spec/pyproject.toml" | head -n 1)"
-    spec_hash="$(sha256sum "$source_spec/pyproject.toml" | cut -c1-12)"
+    spec_hash="$(short_hash <"$source_spec/pyproject.toml")"
   else
     pkg_version="spec"
-    spec_hash="$(printf '%s' "$source_spec" | sha256sum | cut -c1-12)"
+    spec_hash="$(printf '%s' "$source_spec" | short_hash)"
   fi
   cache_key="github-p2p-wheels-v1-${RUNNER_OS:-Linux}-${GP_ARCH:-unknown}-py${py_version}-${pkg_version:-0}-${spec_hash}"
   wheelhouse="${XDG_CACHE_HOME:-$HOME/.cache}/github-p2p/wheelhouse/$cache_key"
