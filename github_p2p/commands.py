@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 HUB_PORT = 9100
 HUB_HTTP_PORT = 9180
-#: A runner's local endpoint listens on its libp2p port + this offset unless told otherwise.
-HTTP_PORT_OFFSET = 80
+#: A runner's local endpoint listens on its libp2p port minus this (9000 → 8700, 9001 → 8701,
+#: 9002 → 8702, as the action does) unless told otherwise.
+HTTP_PORT_OFFSET = 300
 
 
 def _positive(text: str) -> float:
@@ -42,7 +43,8 @@ def register(sub: Any) -> None:
     peer.add_argument("--listen-host", default="0.0.0.0")
     peer.add_argument("--bootstrap", help="bootstrap multiaddrs (default: "
                       "$MCP_P2P_BOOTSTRAP_PEERS)")
-    peer.add_argument("--http-port", type=int, help="local endpoint port (default: port + 80)")
+    peer.add_argument("--http-port", type=int,
+                      help="local endpoint port on 127.0.0.1 (default: port - 300)")
     peer.add_argument("--cache-dir", type=Path)
     peer.add_argument("--ready-file", type=Path)
     peer.add_argument("--max-lifetime", type=_positive, metavar="SECONDS")
@@ -105,7 +107,10 @@ def _cmd_peer(args: argparse.Namespace) -> int:
 
     arch = os.environ.get("RUNNER_ARCH") or runner_arch()
     port = args.port if args.port is not None else default_port(arch)
-    http_port = args.http_port if args.http_port is not None else port + HTTP_PORT_OFFSET
+    http_port = args.http_port
+    if http_port is None:
+        # An unusable derived port becomes 0: any free port, reported in the ready file.
+        http_port = port - HTTP_PORT_OFFSET if port - HTTP_PORT_OFFSET >= 1024 else 0
     secret = resolve_secret(os.environ)
     if secret.warning and bootstrap:
         log.warning("%s", secret.warning)
