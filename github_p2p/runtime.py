@@ -24,17 +24,27 @@ log = logging.getLogger(__name__)
 
 
 async def serve_http(nursery: trio.Nursery, app: ASGIApp, host: str, port: int,
-                     shutdown: trio.Event) -> str:
-    """Start serving ``app`` in ``nursery``; returns its URL once it is really listening."""
+                     shutdown: trio.Event, stopped: trio.Event | None = None) -> str:
+    """Start serving ``app`` in ``nursery``; returns its URL once it is really listening.
+
+    ``shutdown`` starts a graceful stop (in-flight requests finish); ``stopped`` is set when
+    the server has returned.
+    """
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("github_p2p.http")
     config.graceful_timeout = 2.0
+    async def run(task_status: Any) -> None:
+        try:
+            await serve(app, config, shutdown_trigger=shutdown.wait,  # type: ignore[arg-type]
+                        task_status=task_status)
+        finally:
+            if stopped is not None:
+                stopped.set()
+
     try:
-        binds: list[str] = await nursery.start(
-            lambda task_status: serve(app, config, shutdown_trigger=shutdown.wait,  # type: ignore[arg-type]
-                                      task_status=task_status))
+        binds: list[str] = await nursery.start(run)
     except OSError as exc:
         raise ConfigError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
     return binds[0].rstrip("/")
