@@ -7,21 +7,17 @@ cannot read URLs or bodies.
 
 from __future__ import annotations
 
-import logging
-import sqlite3
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import diskcache
+from ..diskstore import DiskStore
 
 __all__ = ["BlindStore", "StoredEnvelope"]
 
-log = logging.getLogger(__name__)
-
-_FRESH = struct.Struct(">d")
+_TIME = struct.Struct(">dd")  # fresh until, stored at
 
 
 @dataclass(frozen=True)
@@ -37,59 +33,30 @@ class StoredEnvelope:
         return now < self.fresh_until
 
 
-class BlindStore:
+class BlindStore(DiskStore):
     """Envelopes by 32-byte id; evicts least recently stored past ``size_limit`` bytes."""
 
     def __init__(self, directory: str | Path, *, size_limit: int = 1024 * 1024 * 1024,
                  clock: Callable[[], float] = time.time) -> None:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(str(directory), size_limit=size_limit,
-                                      eviction_policy="least-recently-stored", tag_index=True,
-                                      timeout=10)
+        super().__init__(directory, size_limit=size_limit, what="hub store")
         self._clock = clock
 
     def get(self, entry_id: bytes) -> StoredEnvelope | None:
         """The stored envelope, or ``None`` (also when the disk fails: a miss, not a crash)."""
-        try:
-            value = self._cache.get(entry_id.hex())
-        except (sqlite3.DatabaseError, OSError) as exc:
-            log.warning("hub store read failed: %s", exc)
+        value = self._read(entry_id.hex())
+        if not isinstance(value, bytes) or len(value) <= _TIME.size:
             return None
-        if not isinstance(value, bytes) or len(value) <= 2 * _FRESH.size:
-            return None
-        (fresh_until,) = _FRESH.unpack_from(value)
-        (stored_at,) = _FRESH.unpack_from(value, _FRESH.size)
-        return StoredEnvelope(value[2 * _FRESH.size:], fresh_until, stored_at)
+        fresh_until, stored_at = _TIME.unpack_from(value)
+        return StoredEnvelope(value[_TIME.size:], fresh_until, stored_at)
 
     def put(self, entry_id: bytes, envelope: bytes, *, fresh_ttl: float, keep_ttl: float,
             tag: bytes | None) -> bool:
         """Keep ``envelope`` for ``keep_ttl`` seconds, fresh for ``fresh_ttl``."""
         now = self._clock()
-        value = _FRESH.pack(now + fresh_ttl) + _FRESH.pack(now) + envelope
-        try:
-            return bool(self._cache.set(entry_id.hex(), value, expire=max(keep_ttl, fresh_ttl),
-                                        tag=tag.hex() if tag else None))
-        except (sqlite3.DatabaseError, OSError) as exc:
-            log.warning("hub store write failed: %s", exc)
-            return False
+        value = _TIME.pack(now + fresh_ttl, now) + envelope
+        return self._write(entry_id.hex(), value, expire=max(keep_ttl, fresh_ttl),
+                           tag=tag.hex() if tag else None)
 
     def delete(self, ident: bytes) -> int:
         """Delete the entry ``ident`` and every entry tagged ``ident``; returns the count."""
-        try:
-            removed = int(self._cache.evict(ident.hex()))
-            removed += int(bool(self._cache.delete(ident.hex())))
-            return removed
-        except (sqlite3.DatabaseError, OSError) as exc:
-            log.warning("hub store delete failed: %s", exc)
-            return 0
-
-    def __len__(self) -> int:
-        return len(self._cache)
-
-    def volume(self) -> int:
-        """Bytes on disk."""
-        return int(self._cache.volume())
-
-    def close(self) -> None:
-        """Release the database."""
-        self._cache.close()
+        return self._evict(ident.hex()) + int(self._delete(ident.hex()))
