@@ -26,21 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actionlib import annotate, truthy
+
 STATUSES = ("active", "degraded", "local-only")
 LOG_TAIL_LINES = 40
-
-
-def _escape(message: str) -> str:
-    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def annotate(kind: str, message: str) -> None:
-    """Print a workflow command (::notice::, ::warning::, ::error::)."""
-    print(f"::{kind} title=github-p2p::{_escape(message)}", flush=True)
-
-
-def truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "yes", "1", "on")
 
 
 def _append(path_var: str, lines: list[str]) -> None:
@@ -67,21 +56,6 @@ def export_env(values: dict[str, str]) -> None:
 def split_peers(text: str) -> list[str]:
     """Bootstrap multiaddrs are separated by commas, spaces or newlines."""
     return [p for p in re.split(r"[\s,]+", text) if p]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the process runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def read_ready(path: Path) -> dict[str, Any] | None:

@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from actionlib import annotate, pid_alive, truthy
+
 LOG_TAIL_LINES = 60
 # Always in the table; the other counters only when the daemon reports them.
 REQUIRED = frozenset({"status", "connected_peers", "requests", "local_hits", "peer_hits",
@@ -44,35 +46,6 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("Errors", "errors", "int"),
     ("Rate limit remaining", "rate_limit_remaining", "int"),
 )
-
-
-def _escape(message: str) -> str:
-    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def annotate(kind: str, message: str) -> None:
-    print(f"::{kind} title=github-p2p::{_escape(message)}", flush=True)
-
-
-def truthy(value: str | None, default: bool = True) -> bool:
-    if value is None or not value.strip():
-        return default
-    return value.strip().lower() in ("true", "yes", "1", "on")
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the process runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
