@@ -13,11 +13,15 @@ order. Upstream calls are the simulator's own count.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import random
+import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +30,11 @@ import requests
 
 from .client import GitHubClient
 from .config import ClientSettings
+from .errors import GitHubP2PError
 from .localfleet import LocalFleet
 from .simulator import GitHubSimulator, SimulatorConfig
 
-__all__ = ["ModeResult", "run_demo", "run_mode"]
+__all__ = ["ModeResult", "RunnerPlan", "run_demo", "run_mode", "run_workload"]
 
 REPO = "octo/hello"
 
@@ -45,6 +50,10 @@ class ModeResult:
     latencies: tuple[float, ...]
     wall: float
     errors: int
+    #: ``X-GitHub-P2P-Cache`` outcomes counted by the runners (none in ``direct`` mode).
+    outcomes: tuple[tuple[str, int], ...] = ()
+    #: Peak RSS of each runner process, MiB.
+    runner_rss_mb: tuple[float, ...] = ()
 
     @property
     def saved(self) -> int:
@@ -68,60 +77,133 @@ def resource_paths(count: int) -> list[str]:
     return (fixed + files)[:count]
 
 
-def _worker(mode: str, index: int, api_url: str, endpoint: str | None, cache_dir: str,
-            paths: list[str], start_at: float, results: Any) -> None:
-    token = f"ghs_demo_runner_{index:04d}"
-    order = paths * 2
-    random.Random(index).shuffle(order)
+@dataclass(frozen=True)
+class RunnerPlan:
+    """One runner process of a workload: its token, what it asks (in order) and when.
+
+    ``delay`` is seconds after the common start (0 = every runner at the same moment);
+    ``cache_dir`` is the runner's own cache in ``local`` mode (reuse it to run a job again).
+    """
+
+    token: str
+    paths: tuple[str, ...]
+    delay: float = 0.0
+    cache_dir: str = ""
+
+
+#: Bound on how long runner processes may take to import and get ready.
+_READY_TIMEOUT = 120.0
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _worker(mode: str, plan: RunnerPlan, api_url: str, endpoint: str | None,
+            policy_file: str | None, ready: Any, go: Any, start: Any, results: Any) -> None:
     latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
     errors = 0
     session = requests.Session()
     client: GitHubClient | None = None
     if mode == "local":
         client = GitHubClient.in_process(ClientSettings(
-            api_url=api_url, token=token, scope=REPO, cache_dir=Path(cache_dir)))
+            api_url=api_url, token=plan.token, scope=REPO, cache_dir=Path(plan.cache_dir),
+            policy_file=Path(policy_file) if policy_file else None))
     elif mode == "p2p":
         assert endpoint is not None
-        client = GitHubClient.from_env({"GITHUB_P2P_ENDPOINT": endpoint, "GITHUB_TOKEN": token,
-                                        "GITHUB_REPOSITORY": REPO})
-    time.sleep(max(0.0, start_at - time.time()))  # every runner starts at the same moment
-    for path in order:
-        began = time.perf_counter()
-        try:
-            if client is None:
-                resp = session.get(api_url + path, headers={"Authorization": f"Bearer {token}"},
-                                   timeout=30)
-                errors += resp.status_code >= 400
-            else:
-                errors += client.request("GET", path).status >= 400
-        except Exception:
-            errors += 1
-        latencies.append(time.perf_counter() - began)
+        client = GitHubClient.from_env({"GITHUB_P2P_ENDPOINT": endpoint,
+                                        "GITHUB_TOKEN": plan.token, "GITHUB_REPOSITORY": REPO})
+    ready.put(None)
+    if go.wait(_READY_TIMEOUT + 60):
+        # Every runner starts at the same moment (plus its own delay), whatever its import took.
+        time.sleep(max(0.0, start.value + plan.delay - time.time()))
+        for path in plan.paths:
+            began = time.perf_counter()
+            try:
+                if client is None:
+                    resp = session.get(api_url + path, timeout=30,
+                                       headers={"Authorization": f"Bearer {plan.token}"})
+                    errors += resp.status_code >= 400
+                else:
+                    answer = client.request("GET", path)
+                    errors += answer.status >= 400
+                    outcomes[answer.outcome.value] += 1
+            except Exception:
+                errors += 1
+            latencies.append(time.perf_counter() - began)
+    finished = time.time()
     if client is not None:
         client.close()
-    results.put((latencies, errors))
+    results.put((latencies, errors, dict(outcomes), finished, _peak_rss_mb()))
+
+
+def _runner_context() -> Any:
+    """Runner processes fork from a server that imported the client once: 20 runners start in
+    about a second instead of paying a second of imports each on a 2-core machine."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+def run_workload(mode: str, sim: GitHubSimulator, plans: Sequence[RunnerPlan], *,
+                 endpoints: Sequence[str] | None = None, policy_file: Path | None = None,
+                 timeout: float = 600.0) -> ModeResult:
+    """Run one runner process per plan in ``mode`` and measure what it cost.
+
+    The processes import and connect first; the clock starts once all are ready, so every
+    runner starts at the same moment (plus its plan's delay). The simulator's records are
+    reset at that moment: ``upstream_calls`` and ``quota_used`` are this workload's alone.
+    """
+    ctx = _runner_context()
+    ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    start = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_worker, args=(
+        mode, plan, sim.url, endpoints[i] if endpoints else None,
+        str(policy_file) if policy_file else None, ready, go, start, results))
+        for i, plan in enumerate(plans)]
+    for proc in procs:
+        proc.start()
+    try:
+        try:
+            for _ in procs:
+                ready.get(timeout=_READY_TIMEOUT)
+        except queue.Empty as exc:
+            raise GitHubP2PError("runner processes did not get ready in time") from exc
+        sim.reset_records()
+        start.value = time.time() + 0.1
+        go.set()
+        collected = [results.get(timeout=timeout) for _ in procs]
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
+    finally:
+        for proc in procs:
+            proc.join(30)
+    records = [r for r in sim.records() if not r.path.startswith("/_")]
+    latencies = tuple(x for c in collected for x in c[0])
+    outcomes: Counter[str] = Counter()
+    for c in collected:
+        outcomes.update(c[2])
+    return ModeResult(mode, len(latencies), len(records), sum(r.counted for r in records),
+                      latencies, max(c[3] for c in collected) - start.value,
+                      sum(c[1] for c in collected), tuple(sorted(outcomes.items())),
+                      tuple(c[4] for c in collected))
 
 
 def run_mode(mode: str, sim: GitHubSimulator, runners: int, paths: list[str],
              workdir: Path, endpoints: list[str] | None = None) -> ModeResult:
-    """Run the workload in ``mode`` with ``runners`` processes and measure it."""
-    ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    sim.reset_records()
-    start_at = time.time() + 1.5  # leaves time for every process to import and wait
-    procs = [ctx.Process(target=_worker, args=(
-        mode, i, sim.url, endpoints[i] if endpoints else None, str(workdir / f"{mode}-{i}"),
-        paths, start_at, results)) for i in range(runners)]
-    for proc in procs:
-        proc.start()
-    collected = [results.get(timeout=600) for _ in procs]
-    wall = time.time() - start_at
-    for proc in procs:
-        proc.join(30)
-    records = [r for r in sim.records() if not r.path.startswith("/_")]
-    latencies = tuple(x for lat, _ in collected for x in lat)
-    return ModeResult(mode, len(latencies), len(records), sum(r.counted for r in records),
-                      latencies, wall, sum(e for _, e in collected))
+    """The demo workload in ``mode``: each runner asks every resource twice, in its own order."""
+    plans = []
+    for i in range(runners):
+        order = paths * 2
+        random.Random(i).shuffle(order)
+        plans.append(RunnerPlan(f"ghs_demo_runner_{i:04d}", tuple(order),
+                                cache_dir=str(workdir / f"{mode}-{i}")))
+    return run_workload(mode, sim, plans, endpoints=endpoints)
 
 
 def format_table(results: list[ModeResult]) -> str:
