@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ import requests
 
 from .config import ClientSettings, default_cache_dir, resolve_secret
 from .errors import ConfigError, GitHubP2PError
+from .ghwrap import command as gh_cli
+from .registry import commands as registry_cli
 
 __all__ = ["register"]
 
@@ -48,6 +51,7 @@ def register(sub: Any) -> None:
     peer.add_argument("--cache-dir", type=Path)
     peer.add_argument("--ready-file", type=Path)
     peer.add_argument("--max-lifetime", type=_positive, metavar="SECONDS")
+    registry_cli.add_node_arguments(peer)
     peer.set_defaults(func=_cmd_peer)
 
     hub = sub.add_parser("bootstrap", help="run a bootstrap node (the fleet's hub)")
@@ -61,6 +65,7 @@ def register(sub: Any) -> None:
     hub.add_argument("--public-ip", help="address to advertise in the printed multiaddr")
     hub.add_argument("--ready-file", type=Path)
     hub.add_argument("--size-limit-mb", type=int, default=1024)
+    registry_cli.add_node_arguments(hub)
     hub.set_defaults(func=_cmd_bootstrap)
 
     address = sub.add_parser("address", help="print this bootstrap node's multiaddr(s)")
@@ -85,6 +90,9 @@ def register(sub: Any) -> None:
     demo.add_argument("--resources", type=int, default=40)
     demo.add_argument("--latency", type=float, default=0.1, help="simulated GitHub latency (s)")
     demo.set_defaults(func=_cmd_demo)
+
+    registry_cli.register(sub)
+    gh_cli.register(sub)
 
 
 # -- daemons ---------------------------------------------------------------------------------
@@ -112,7 +120,12 @@ def _cmd_peer(args: argparse.Namespace) -> int:
         # An unusable derived port becomes 0: any free port, reported in the ready file.
         http_port = port - HTTP_PORT_OFFSET if port - HTTP_PORT_OFFSET >= 1024 else 0
     secret = resolve_secret(os.environ)
-    if secret.warning and bootstrap:
+    registry = registry_cli.options_from_args(args, os.environ)
+    if registry is not None and not secret.secret:
+        print("github-p2p: warning: no fleet secret; not joining the peer registry",
+              file=sys.stderr)
+        registry = None
+    if secret.warning and (bootstrap or registry):
         log.warning("%s", secret.warning)
         print(f"github-p2p: warning: {secret.warning}", file=sys.stderr)
     client = ClientSettings.from_env()
@@ -121,6 +134,7 @@ def _cmd_peer(args: argparse.Namespace) -> int:
         bootstrap=bootstrap, listen_host=args.listen_host, port=port, http_port=http_port,
         ready_file=args.ready_file, max_lifetime=args.max_lifetime, arch=arch,
         runner_name=os.environ.get("RUNNER_NAME") or socket.gethostname(),
+        registry=registry,
     )
     daemon = PeerDaemon(settings)
     trio.run(daemon.run)
@@ -158,7 +172,9 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
         identity_file=str(args.identity or cache_dir / "identity.key"),
         public_ip=args.public_ip, size_limit=args.size_limit_mb * 1024 * 1024,
     )
-    trio.run(run_hub, settings, args.http_host, args.http_port, args.ready_file)
+    registry = registry_cli.hub_setup(args, cache_dir, os.environ)
+    trio.run(functools.partial(run_hub, settings, args.http_host, args.http_port,
+                               args.ready_file, registry=registry))
     return 0
 
 

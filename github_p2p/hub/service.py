@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,8 @@ class HubService:
         self.settings = settings
         self.store = BlindStore(settings.cache_dir / "hub-store", size_limit=settings.size_limit)
         self.board = LeaseBoard(self.store, lease_ttl=settings.lease_ttl)
+        #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
+        self.registry_stats: Callable[[], Mapping[str, int]] | None = None
         self.running: RunningHost | None = None
         self._peers: dict[int, PeerRecord] = {}
         self._next_conn = 0
@@ -138,6 +141,7 @@ class HubService:
             "total_entries": len(self.store),
             "bytes_stored": self.store.volume(),
             "connected_peers": len(self._peers),
+            **(self.registry_stats() if self.registry_stats is not None else {}),
         }
 
     def peers(self) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import trio
 
 from .. import __version__
+from ..client import EngineBackend, GitHubClient
 from ..config import ClientSettings
 from ..engine import CacheEngine
 from ..fleet import SealedFleet
@@ -29,6 +31,14 @@ from ..p2p.link import HubLink, LinkSettings
 from ..p2p.messages import Hello
 from ..p2p.router import FleetRouter, TrioFleetCache
 from ..policy import load_policy
+from ..registry import (
+    Listing,
+    NodeIdentity,
+    RegistryAgent,
+    RegistryOptions,
+    hubs_to_dial,
+    node_agent,
+)
 from ..runtime import serve_http, stop_on_signals, write_ready_file
 from ..stats import Stats
 from ..store import LocalStore
@@ -70,6 +80,8 @@ class PeerSettings:
     arch: str = field(default_factory=runner_arch)
     runner_name: str = field(default_factory=platform.node)
     link: LinkSettings = field(default_factory=LinkSettings)
+    #: Announce this runner in a peer registry and dial the bootstrap nodes listed there.
+    registry: RegistryOptions | None = None
     #: PBKDF2 iterations; only tests lower it.
     kdf_iterations: int | None = None
 
@@ -88,6 +100,9 @@ class PeerDaemon:
         self.multiaddrs: list[str] = []
         self.endpoint: str | None = None
         self.engine: CacheEngine | None = None
+        self.registry: RegistryAgent | None = None
+        self._new_link: Callable[[str], HubLink] | None = None
+        self._link_nursery: trio.Nursery | None = None
         self.started_at = time.time()
 
     # -- NodeView ----------------------------------------------------------------------------
@@ -95,7 +110,7 @@ class PeerDaemon:
     @property
     def status(self) -> str:
         """``local-only`` without bootstrap peers or secret, else ``active``/``degraded``."""
-        if not self.settings.bootstrap or not self.settings.secret:
+        if not (self.settings.bootstrap or self.settings.registry) or not self.settings.secret:
             return "local-only"
         return "active" if any(link.connected for link in self.links) else "degraded"
 
@@ -115,6 +130,8 @@ class PeerDaemon:
             total_entries=len(store) if store is not None else 0,
             bytes_stored=store.volume() if store is not None else 0,
         )
+        if self.registry is not None:
+            out.update(self.registry.stats())
         return out
 
     def peers(self) -> list[dict[str, Any]]:
@@ -138,7 +155,7 @@ class PeerDaemon:
         """Serve until shut down (signal, ``/_p2p/shutdown``, or ``max_lifetime``)."""
         s = self.settings
         kdf = {"iterations": s.kdf_iterations} if s.kdf_iterations else {}
-        fleet_on = bool(s.secret and s.bootstrap)
+        fleet_on = bool(s.secret and (s.bootstrap or s.registry))
         keys = network_key = None
         if fleet_on:
             master = await trio.to_thread.run_sync(
@@ -153,8 +170,11 @@ class PeerDaemon:
                 router = FleetRouter([], s.link.request_timeout)
                 fleet = None
                 if fleet_on and keys is not None:
-                    self.links = [HubLink(running, addr, self._hello, s.link)
-                                  for addr in s.bootstrap]
+                    def new_link(addr: str) -> HubLink:
+                        return HubLink(running, addr, self._hello, s.link)
+
+                    self._new_link = new_link
+                    self.links = [new_link(addr) for addr in s.bootstrap]
                     router.links = self.links
                     fleet = SealedFleet(TrioFleetCache(router, trio.lowlevel.current_trio_token()),
                                         keys, self.stats_counters)
@@ -165,8 +185,23 @@ class PeerDaemon:
                     stats=self.stats_counters, policy=load_policy(s.client.policy_file),
                     store=store, fleet=fleet, fleet_wait=s.client.fleet_wait,
                 )
+                if fleet_on and s.registry is not None and network_key is not None:
+                    # Registry calls go through our own engine: cached, shared and counted.
+                    self.registry = node_agent(
+                        s.registry, network_key=network_key, repo=s.client.scope,
+                        client=GitHubClient(EngineBackend(self.engine, s.client.token)),
+                        identity=NodeIdentity(running.peer_id, tuple(running.multiaddrs),
+                                              self.role, s.arch, s.runner_name, self.started_at),
+                        on_listing=self._discovered)
                 async with trio.open_nursery() as nursery:
-                    await self._start_links(nursery)
+                    await self._start_links(nursery, self.links)
+                    if self.registry is not None:
+                        # The first beat reads the registry (through the fleet when linked);
+                        # bootstrap nodes it lists count towards the status we start with.
+                        known = len(self.links)
+                        await nursery.start(self.registry.run)
+                        await self._start_links(nursery, self.links[known:])
+                    self._link_nursery = nursery
                     app = build_app(self, engine=self.engine,
                                     default_token=lambda: s.client.token)
                     self.endpoint = await serve_http(nursery, app, s.http_host, s.http_port,
@@ -199,9 +234,25 @@ class PeerDaemon:
                         "GitHub directly, and retrying in the background")
         log.info("peer %s ready at %s (%s)", self.peer_id, self.endpoint, status)
 
-    async def _start_links(self, nursery: trio.Nursery) -> None:
-        """Start every link and wait until each has made its first attempt (in parallel)."""
-        remaining = len(self.links)
+    def _discovered(self, listing: Listing) -> None:
+        """Link to the bootstrap nodes the registry lists and we are not connected to (new
+        ones, or known ones at a new address)."""
+        if self._new_link is None:
+            return
+        for addr in hubs_to_dial(listing.live, known_addrs=[link.multiaddr for link in self.links],
+                                 connected_hubs=[link.hub_id for link in self.links
+                                                 if link.connected],
+                                 own_peer_id=self.peer_id):
+            link = self._new_link(addr)
+            self.links.append(link)
+            log.info("the registry lists bootstrap node %s; linking to it", addr)
+            # Before start-up is over, run() starts the new links and waits for them.
+            if self._link_nursery is not None:
+                self._link_nursery.start_soon(link.run)
+
+    async def _start_links(self, nursery: trio.Nursery, links: Sequence[HubLink]) -> None:
+        """Start ``links`` and wait until each has made its first attempt (in parallel)."""
+        remaining = len(links)
         all_tried = trio.Event()
         if remaining == 0:
             return
@@ -213,7 +264,7 @@ class PeerDaemon:
             if remaining == 0:
                 all_tried.set()
 
-        for link in self.links:
+        for link in links:
             nursery.start_soon(start, link)
         with trio.move_on_after(self.settings.link.dial_timeout + 1):
             await all_tried.wait()

@@ -1,0 +1,270 @@
+"""The registry record and its sealed text forms (pure: no clock, no I/O, no environment).
+
+A node of the fleet announces itself with a :class:`RegistryRecord`. The record is sealed with
+the *registry keys*, which are derived from the fleet's network key (so a bootstrap node holding
+only ``GITHUB_P2P_NETWORK_KEY`` can take part, yet the registry keys reveal neither the network
+key nor the cache-sealing keys). The registry may live on a public issue: everything but an
+opaque marker is encrypted, so addresses never appear in plaintext.
+
+Each record is filed under a *tag*, an HMAC of the peer id. The tag is the comment marker (or
+the file name) a node finds its own entry by, and the envelope's entry id is derived from it, so
+a record copied under another node's marker fails to open (:class:`WrongEntryIdError`).
+
+Two text forms carry a sealed record: an issue comment (:func:`comment_body`) and a JSON file
+(:func:`file_document`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import ConfigError, EnvelopeFormatError, WrongEntryIdError
+from ..keys import KEY_VERSION, FleetKeys, entry_id
+from ..sealing import open_envelope, seal
+
+__all__ = [
+    "MAX_DOCUMENT",
+    "RECORD_FORMAT",
+    "ROLES",
+    "NodeIdentity",
+    "RegistryRecord",
+    "SealedRecord",
+    "comment_body",
+    "file_document",
+    "open_record",
+    "parse_comment",
+    "parse_file",
+    "peer_tag",
+    "registry_keys",
+    "seal_record",
+]
+
+#: Version of the record layout inside the envelope.
+RECORD_FORMAT = 1
+ROLES = frozenset({"runner", "bootstrap"})
+#: A comment or file larger than this is not a record of ours (GitHub allows 65,536 chars).
+MAX_DOCUMENT = 16 * 1024
+_MAX_ADDRS = 8
+_MAX_ADDR = 256
+_MAX_PEER_ID = 128
+_MAX_NAME = 200
+_MAX_ARCH = 64
+_TAG_HEX = 32
+
+_MARKER = "github-p2p:peer:"
+_MARKER_LINE = re.compile(r"^<!-- github-p2p:peer:([0-9a-f]{32}) -->$", re.MULTILINE)
+_SEALED_LINE = re.compile(
+    rf"^<!-- github-p2p:record:v{RECORD_FORMAT}:([A-Za-z0-9_-]+={{0,2}}) -->$", re.MULTILINE)
+_FILE_FORMAT = "github-p2p/registry-record"
+_NOTE = ("github-p2p fleet node: a sealed registry record that only the fleet can read. "
+         "The node refreshes it while it runs and deletes it when it stops.")
+
+
+def registry_keys(network_key: bytes) -> FleetKeys:
+    """The keys that seal and address registry records, from the fleet's network key."""
+    if len(network_key) != 32:
+        raise ConfigError("the network key must be 32 bytes")
+    material = HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
+                    info=f"github-p2p/v{KEY_VERSION}/registry".encode()).derive(network_key)
+    return FleetKeys(aead_key=material[:32], mac_key=material[32:], scope="registry")
+
+
+def peer_tag(keys: FleetKeys, peer_id: str) -> str:
+    """The marker a peer's record is filed under: an HMAC of its peer id (32 hex chars)."""
+    digest = hmac.new(keys.mac_key, b"github-p2p/registry/peer|" + peer_id.encode(),
+                      hashlib.sha256).hexdigest()
+    return digest[:_TAG_HEX]
+
+
+def _bounded_text(name: str, value: Any, limit: int, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or len(value) > limit or (not value and not allow_empty):
+        raise ConfigError(f"registry record {name} must be a string of 1..{limit} characters")
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ConfigError(f"registry record {name} must be a single line")
+    return value
+
+
+@dataclass(frozen=True)
+class RegistryRecord:
+    """One node as the registry knows it; bounds are checked on construction."""
+
+    peer_id: str
+    multiaddrs: tuple[str, ...]
+    role: str
+    arch: str
+    runner_name: str
+    started_at: float
+    expires_at: float
+
+    def __post_init__(self) -> None:
+        _bounded_text("peer_id", self.peer_id, _MAX_PEER_ID)
+        if not isinstance(self.multiaddrs, tuple) or len(self.multiaddrs) > _MAX_ADDRS:
+            raise ConfigError(f"a registry record holds at most {_MAX_ADDRS} multiaddrs")
+        for addr in self.multiaddrs:
+            _bounded_text("multiaddr", addr, _MAX_ADDR)
+        if self.role not in ROLES:
+            raise ConfigError(f"registry record role must be one of {sorted(ROLES)}")
+        _bounded_text("arch", self.arch, _MAX_ARCH, allow_empty=True)
+        _bounded_text("runner_name", self.runner_name, _MAX_NAME, allow_empty=True)
+        for name in ("started_at", "expires_at"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ConfigError(f"registry record {name} must be a finite number")
+        if self.expires_at < self.started_at:
+            raise ConfigError("a registry record cannot expire before it started")
+
+    def is_live(self, now: float) -> bool:
+        """True until ``expires_at``."""
+        return now < self.expires_at
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON (what ``github-p2p registry list`` prints)."""
+        return {"peer_id": self.peer_id, "multiaddrs": list(self.multiaddrs),
+                "role": self.role, "arch": self.arch, "runner_name": self.runner_name,
+                "started_at": self.started_at, "expires_at": self.expires_at}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RegistryRecord:
+        """Rebuild a record; anything out of shape is an :class:`EnvelopeFormatError`."""
+        if not isinstance(data, Mapping):
+            raise EnvelopeFormatError("registry record is not an object")
+        try:
+            addrs = data["multiaddrs"]
+            if not isinstance(addrs, list):
+                raise ConfigError("multiaddrs must be a list")
+            return cls(peer_id=data["peer_id"], multiaddrs=tuple(addrs), role=data["role"],
+                       arch=data["arch"], runner_name=data["runner_name"],
+                       started_at=data["started_at"], expires_at=data["expires_at"])
+        except (KeyError, ConfigError) as exc:
+            raise EnvelopeFormatError(f"registry record is malformed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """What a node says about itself in every heartbeat; :meth:`record` adds the expiry."""
+
+    peer_id: str
+    multiaddrs: tuple[str, ...]
+    role: str
+    arch: str
+    runner_name: str
+    started_at: float
+
+    def record(self, expires_at: float) -> RegistryRecord:
+        """This node's record, valid until ``expires_at``."""
+        return RegistryRecord(self.peer_id, self.multiaddrs[:_MAX_ADDRS], self.role,
+                              self.arch[:_MAX_ARCH], self.runner_name[:_MAX_NAME],
+                              self.started_at, expires_at)
+
+
+@dataclass(frozen=True)
+class SealedRecord:
+    """A record as stored: the tag it is filed under and its envelope."""
+
+    tag: str
+    envelope: bytes
+
+
+def _entry_id(keys: FleetKeys, tag: str) -> bytes:
+    return entry_id(keys, "registry-record|" + tag)
+
+
+def seal_record(keys: FleetKeys, record: RegistryRecord, *,
+                random: Callable[[int], bytes] = os.urandom) -> SealedRecord:
+    """Seal ``record`` under its peer's tag."""
+    tag = peer_tag(keys, record.peer_id)
+    payload = json.dumps({"v": RECORD_FORMAT, **record.to_json()},
+                         separators=(",", ":")).encode()
+    return SealedRecord(tag, seal(keys, _entry_id(keys, tag), payload, random=random))
+
+
+def open_record(keys: FleetKeys, sealed: SealedRecord) -> RegistryRecord:
+    """Open a sealed record.
+
+    Raises :class:`ForeignKeyError`, :class:`TamperedEntryError` or :class:`WrongEntryIdError`
+    for what someone without the fleet key made or changed, :class:`EnvelopeFormatError` for
+    anything out of shape.
+    """
+    plaintext = open_envelope(keys, _entry_id(keys, sealed.tag), sealed.envelope)
+    try:
+        data = json.loads(plaintext)
+    except ValueError as exc:
+        raise EnvelopeFormatError("registry record is not JSON") from exc
+    if not isinstance(data, dict) or data.get("v") != RECORD_FORMAT:
+        raise EnvelopeFormatError("registry record has an unknown format version")
+    record = RegistryRecord.from_json(data)
+    if peer_tag(keys, record.peer_id) != sealed.tag:
+        raise WrongEntryIdError("registry record is filed under another peer's marker")
+    return record
+
+
+def _b64(envelope: bytes) -> str:
+    return base64.urlsafe_b64encode(envelope).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, ValueError) as exc:
+        raise EnvelopeFormatError("sealed record is not valid base64") from exc
+
+
+def comment_body(sealed: SealedRecord) -> str:
+    """The issue comment that carries ``sealed``: two hidden lines and a note for humans."""
+    return (f"<!-- {_MARKER}{sealed.tag} -->\n"
+            f"<!-- github-p2p:record:v{RECORD_FORMAT}:{_b64(sealed.envelope)} -->\n"
+            f"{_NOTE}\n")
+
+
+def parse_comment(body: str) -> SealedRecord | None:
+    """The sealed record in a comment; ``None`` when the comment does not claim to hold one.
+
+    A comment with our marker but no well-formed record raises :class:`EnvelopeFormatError`.
+    """
+    if _MARKER not in body:
+        return None
+    if len(body) > MAX_DOCUMENT:
+        raise EnvelopeFormatError("registry comment is too large")
+    markers = _MARKER_LINE.findall(body)
+    sealed = _SEALED_LINE.findall(body)
+    if len(markers) != 1 or len(sealed) != 1:
+        raise EnvelopeFormatError("registry comment does not hold exactly one sealed record")
+    return SealedRecord(markers[0], _unb64(sealed[0]))
+
+
+def file_document(sealed: SealedRecord) -> str:
+    """The JSON file that carries ``sealed`` in a file registry."""
+    return json.dumps({"format": _FILE_FORMAT, "version": RECORD_FORMAT, "tag": sealed.tag,
+                       "sealed": _b64(sealed.envelope)}, indent=2) + "\n"
+
+
+def parse_file(text: str) -> SealedRecord:
+    """The sealed record in a registry file; :class:`EnvelopeFormatError` when malformed."""
+    if len(text) > MAX_DOCUMENT:
+        raise EnvelopeFormatError("registry file is too large")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise EnvelopeFormatError("registry file is not JSON") from exc
+    if not isinstance(data, dict) or data.get("format") != _FILE_FORMAT \
+            or data.get("version") != RECORD_FORMAT:
+        raise EnvelopeFormatError("registry file has an unknown format")
+    tag, payload = data.get("tag"), data.get("sealed")
+    if not isinstance(tag, str) or not re.fullmatch(r"[0-9a-f]{32}", tag) \
+            or not isinstance(payload, str):
+        raise EnvelopeFormatError("registry file lacks its tag or sealed record")
+    return SealedRecord(tag, _unb64(payload))
