@@ -72,15 +72,25 @@ def make_cache_key(
     return CacheKey(text=text, resource=_resource(base, scope, norm_path))
 
 
+#: Collections whose writes change the repository document itself (``open_issues_count``).
+_REPO_COUNTED = frozenset({"issues", "pulls"})
+
+
 def resource_tags(base_url: str, scope: str, path: str) -> list[str]:
-    """Resources a write to ``path`` may change: the path and its ancestors up to the repo.
+    """Resources a write to ``path`` may change: the path and its ancestors.
 
     ``POST /repos/o/r/issues/5/comments`` changes that comment list, issue 5 (its comment
-    count), the issue list and the repository (``open_issues_count``).
+    count) and the issue list. The repository document itself changes only with its own path
+    or with issues and pull requests opening or closing, so a comment edit (the peer registry
+    heartbeat is one) does not evict ``/repos/o/r`` fleet-wide.
     """
     base = base_url.rstrip("/").lower()
     parts = _normalise_path(path).strip("/").split("/")
-    floor = 3 if parts[0] == "repos" and len(parts) >= 3 else 1
+    floor = 1
+    if parts[0] == "repos" and len(parts) >= 3:
+        touches_repo = len(parts) == 3 or (parts[3] in _REPO_COUNTED and len(parts) <= 5
+                                           and "comments" not in parts)
+        floor = 3 if touches_repo else 4
     return [
         _resource(base, scope, "/" + "/".join(parts[:end]))
         for end in range(len(parts), floor - 1, -1)

@@ -51,12 +51,21 @@ def test_default_accept_values_share_a_key():
     assert a == b
 
 
-def test_resource_tags_cover_ancestors_down_to_the_repo():
-    tags = resource_tags(BASE, "o/r", "/repos/o/r/issues/5/comments")
-    assert [t.split("|")[-1] for t in tags] == [
-        "/repos/o/r/issues/5/comments", "/repos/o/r/issues/5", "/repos/o/r/issues", "/repos/o/r"]
+def test_resource_tags_cover_ancestors():
+    def paths(path):
+        return [t.split("|")[-1] for t in resource_tags(BASE, "o/r", path)]
+
+    assert paths("/repos/o/r/issues/5/comments") == [
+        "/repos/o/r/issues/5/comments", "/repos/o/r/issues/5", "/repos/o/r/issues"]
+    # Opening or closing an issue changes the repository's open_issues_count.
+    assert paths("/repos/o/r/issues/5") == [
+        "/repos/o/r/issues/5", "/repos/o/r/issues", "/repos/o/r"]
+    assert paths("/repos/o/r/issues") == ["/repos/o/r/issues", "/repos/o/r"]
+    assert paths("/repos/o/r") == ["/repos/o/r"]
+    # A comment edit (the registry's heartbeat) leaves the repository document alone.
+    assert "/repos/o/r" not in paths("/repos/o/r/issues/comments/77")
     key = make_cache_key(BASE, "GET", "/repos/o/r/issues", [("page", "3")], {}, "o/r")
-    assert key.resource in tags
+    assert key.resource in resource_tags(BASE, "o/r", "/repos/o/r/issues/5/comments")
 
 
 # -- policy ----------------------------------------------------------------------------------
