@@ -199,6 +199,9 @@ class _FleetBench:
                  f"upstream {result.upstream_calls:>5}  quota {result.quota_used:>5}  "
                  f"wall {result.wall:5.1f} s  errors {result.errors}  "
                  f"({time.monotonic() - began:.1f} s with set-up)")
+        if mode != "direct" and result.wall >= self.config.ttl:
+            self.log(f"  warning: the run outlasted the TTL ({self.config.ttl:.0f} s): entries "
+                     "expired mid-run, so counts include refetches; raise --ttl")
         if result.errors:
             raise GitHubP2PError(f"{mode} {workload.name}: {result.errors} requests failed")
         return run
