@@ -5,12 +5,25 @@ It asserts counts, never times: the machine is shared and noisy.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench.fleet import MODES, BenchConfig, BenchReport, run_benchmark
-from bench.report import SECTION, machine, markdown_section, write_plots, write_section
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    # bench/ is not an installed package, and plain `pytest` (unlike `python -m pytest`) does
+    # not put the repository root on sys.path.
+    sys.path.insert(0, str(ROOT))
+
+from bench.fleet import MODES, BenchConfig, BenchReport, run_benchmark  # noqa: E402
+from bench.report import (  # noqa: E402
+    SECTION,
+    machine,
+    markdown_section,
+    write_plots,
+    write_section,
+)
 
 pytestmark = pytest.mark.slow
 
