@@ -65,6 +65,9 @@ def register(sub: Any) -> None:
     hub.add_argument("--public-ip", help="address to advertise in the printed multiaddr")
     hub.add_argument("--ready-file", type=Path)
     hub.add_argument("--size-limit-mb", type=int, default=1024)
+    hub.add_argument("--publish-secret", metavar="OWNER/REPO",
+                     help="once listening, set the repository's MCP_P2P_BOOTSTRAP_PEERS secret "
+                     "to this node's --public-ip multiaddr (token: GITHUB_TOKEN/GH_TOKEN)")
     registry_cli.add_node_arguments(hub)
     hub.set_defaults(func=_cmd_bootstrap)
 
@@ -172,15 +175,21 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
         identity_file=str(args.identity or cache_dir / "identity.key"),
         public_ip=args.public_ip, size_limit=args.size_limit_mb * 1024 * 1024,
     )
+    publish = None
+    if args.publish_secret:
+        from .publish import publisher_from_env
+
+        publish = publisher_from_env(args.publish_secret, args.public_ip, os.environ)
     registry = registry_cli.hub_setup(args, cache_dir, os.environ)
     trio.run(functools.partial(run_hub, settings, args.http_host, args.http_port,
-                               args.ready_file, registry=registry))
+                               args.ready_file, publish=publish, registry=registry))
     return 0
 
 
 def _cmd_address(args: argparse.Namespace) -> int:
     from libp2p.peer.id import ID as PeerID
 
+    from .p2p.addresses import is_host, tcp_multiaddr
     from .p2p.identity import load_or_create_identity
 
     cache_dir = _cache_dir(args.cache_dir)
@@ -188,8 +197,9 @@ def _cmd_address(args: argparse.Namespace) -> int:
     peer_id = PeerID.from_pubkey(keypair.public_key).to_base58()
     hosts = [args.public_ip] if args.public_ip else _local_addresses()
     for host in hosts:
-        family = "ip6" if ":" in host else "ip4"
-        print(f"/{family}/{host}/tcp/{args.port}/p2p/{peer_id}")
+        if not is_host(host):
+            raise ConfigError(f"--public-ip {host!r} is not an IP address or DNS name")
+        print(f"{tcp_multiaddr(host, args.port)}/p2p/{peer_id}")
     if not args.public_ip:
         print("github-p2p: pass --public-ip with the address runners can reach",
               file=sys.stderr)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from github_p2p.errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from github_p2p.p2p.messages import Report
 from github_p2p.p2p.wire import (
     MESSAGE_TYPES,
     PROTOCOL_ID,
@@ -55,6 +56,8 @@ SAMPLES: list[Message] = [
     Release(8, EID, "lease-abc"),
     StatsQuery(9),
     PeersQuery(10),
+    Report(10, {"requests": 40, "api_calls_made": 7, "hit_rate": 0.825}),
+    Report(10, {}),
     Ok(11),
     Entry(12, EID, b"envelope", True, 1.5),
     NotFound(13, EID),
@@ -114,7 +117,8 @@ def test_protocol_id_and_op_numbers_are_fixed() -> None:
     ops = {cls.__name__: cls.OP for cls in MESSAGE_TYPES.values()}
     assert ops == {
         "Hello": 0x01, "Get": 0x02, "Put": 0x03, "Delete": 0x04, "Lease": 0x05,
-        "Release": 0x06, "StatsQuery": 0x07, "PeersQuery": 0x08, "Ok": 0x80, "Entry": 0x81,
+        "Release": 0x06, "StatsQuery": 0x07, "PeersQuery": 0x08, "Report": 0x09,
+        "Ok": 0x80, "Entry": 0x81,
         "NotFound": 0x82, "LeaseReply": 0x83, "StatsReply": 0x84, "PeersReply": 0x85,
         "Error": 0xFF,
     }  # fmt: skip
@@ -129,6 +133,12 @@ def test_frame_layout_is_pinned() -> None:
     meta = f'{{"rid":1,"entry_id":"{EID_HEX}","fresh":false,"age":2.0}}'.encode()
     body = b"\x01\x81" + varint(len(meta)) + meta + b"ENV"
     assert frame == varint(len(body)) + body
+
+
+def test_report_frame_is_pinned() -> None:
+    meta = b'{"rid":3,"stats":{"requests":12,"hit_rate":0.5}}'
+    body = b"\x01\x09" + varint(len(meta)) + meta
+    assert encode(Report(3, {"requests": 12, "hit_rate": 0.5})) == varint(len(body)) + body
 
 
 def test_every_message_type_has_a_sample() -> None:
@@ -368,6 +378,12 @@ BAD_BODIES: dict[str, tuple[int, dict[str, Any], bytes]] = {
     "stats-null": (0x84, {"rid": 7, "stats": {"a": None}}, b""),
     "stats-int-over-64-bits": (0x84, {"rid": 7, "stats": {"a": 2**63}}, b""),
     "stats-long-key": (0x84, {"rid": 7, "stats": {"k" * 257: 1}}, b""),
+    "report-as-list": (0x09, {"rid": 7, "stats": [1]}, b""),
+    "report-nested": (0x09, {"rid": 7, "stats": {"a": {"b": 1}}}, b""),
+    "report-bool": (0x09, {"rid": 7, "stats": {"a": False}}, b""),
+    "report-missing": (0x09, {"rid": 7}, b""),
+    "report-control-char": (0x09, {"rid": 7, "stats": {"a": "x\x00"}}, b""),
+    "report-with-payload": (0x09, {"rid": 7, "stats": {}}, b"x"),
     "peers-as-object": (0x85, {"rid": 7, "peers": {"a": 1}}, b""),
     "peer-as-string": (0x85, {"rid": 7, "peers": ["p"]}, b""),
     "error-code-unknown": (0xFF, {"rid": 7, "code": "oops", "message": ""}, b""),
@@ -457,6 +473,8 @@ def test_payload_above_max_envelope_is_too_large() -> None:
         lambda: LeaseReply(1, EID, "timeout", b"", False, "token", 0.0),
         lambda: StatsReply(1, {"a": [1]}),  # type: ignore[dict-item]
         lambda: StatsReply(1, {"a": float("inf")}),
+        lambda: Report(1, {"a": None}),  # type: ignore[dict-item]
+        lambda: Report(1, {"": 1}),
         lambda: PeersReply(1, "peers"),  # type: ignore[arg-type]
         lambda: Error(1, "teapot", ""),  # type: ignore[arg-type]
     ],

@@ -35,6 +35,7 @@ from ..p2p.messages import (
     PeersReply,
     Put,
     Release,
+    Report,
     Request,
     Response,
     StatsQuery,
@@ -43,6 +44,7 @@ from ..p2p.messages import (
 from ..p2p.wire import PROTOCOL_ID, error_reply_for
 from .blindstore import BlindStore
 from .leases import LeaseBoard
+from .reports import FleetReports
 
 __all__ = ["HubService", "HubSettings", "PeerRecord"]
 
@@ -101,6 +103,7 @@ class HubService:
         self.settings = settings
         self.store = BlindStore(settings.cache_dir / "hub-store", size_limit=settings.size_limit)
         self.board = LeaseBoard(self.store, lease_ttl=settings.lease_ttl)
+        self.reports = FleetReports()
         #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
         self.registry_stats: Callable[[], Mapping[str, int]] | None = None
         self.running: RunningHost | None = None
@@ -110,7 +113,7 @@ class HubService:
         self.shutdown = trio.Event()
         self.counts = dict.fromkeys(
             ("requests", "gets", "hits", "misses", "puts", "deletes", "leases", "releases",
-             "protocol_errors", "stream_errors", "bytes_in", "bytes_out"), 0)
+             "reports", "protocol_errors", "stream_errors", "bytes_in", "bytes_out"), 0)
         self.started_at = time.time()
 
     # -- NodeView ----------------------------------------------------------------------------
@@ -123,13 +126,17 @@ class HubService:
                 "uptime": round(time.time() - self.started_at, 1)}
 
     def stats(self) -> dict[str, Any]:
-        """Hub counters, with the fleet-statistics names where they apply."""
+        """Hub counters, with the fleet-statistics names where they apply.
+
+        ``fleet_*`` are the totals of what the runners reported (see :mod:`.reports`).
+        """
         c = self.counts
         served = c["hits"] + self.board.stats.filled
         asked = c["gets"] + c["leases"]
         return {
             **c,
             "role": self.role,
+            "status": "active" if self.running else "starting",
             "peer_hits": served,
             "coalesced_waits": self.board.stats.filled,
             "leases_granted": self.board.stats.granted,
@@ -141,12 +148,17 @@ class HubService:
             "total_entries": len(self.store),
             "bytes_stored": self.store.volume(),
             "connected_peers": len(self._peers),
+            **self.reports.totals(),
             **(self.registry_stats() if self.registry_stats is not None else {}),
         }
 
     def peers(self) -> list[dict[str, Any]]:
-        """Connected peers."""
-        return [record.to_json() for record in self._peers.values()]
+        """Connected peers, each with the counters it last reported (``stats``)."""
+        out = []
+        for record in self._peers.values():
+            report = self.reports.latest(record.peer_id)
+            out.append({**record.to_json(), "stats": report.to_json() if report else {}})
+        return out
 
     def request_shutdown(self) -> None:
         """Ask :meth:`run` to return."""
@@ -270,6 +282,10 @@ class HubService:
         if isinstance(msg, Hello):
             record.role, record.arch, record.runner, record.version = (
                 msg.role, msg.arch, msg.runner, msg.version)
+            return Ok(msg.rid)
+        if isinstance(msg, Report):
+            self.counts["reports"] += 1
+            self.reports.update(record.peer_id, msg.stats, time.time())
             return Ok(msg.rid)
         if isinstance(msg, StatsQuery):
             scalars = {k: v for k, v in self.stats().items()

@@ -8,11 +8,12 @@ link dials again with capped exponential backoff, so a restarted hub is found wi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,10 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID as PeerID
 
-from ..errors import FleetUnavailableError, RemoteProtocolError
+from ..errors import FleetUnavailableError, LocalProtocolError, RemoteProtocolError
 from .channel import MessageChannel
 from .host import RunningHost, dial
-from .messages import Error, Hello, Ok, Request, Response
+from .messages import Error, Hello, Ok, Report, Request, Response, Scalar
 from .wire import PROTOCOL_ID
 
 __all__ = ["HubLink", "LinkSettings"]
@@ -39,9 +40,12 @@ class LinkSettings:
     request_timeout: float = 10.0
     backoff_initial: float = 0.25
     backoff_max: float = 5.0
+    #: How often the runner's counters go to the hub (only when they changed).
+    report_interval: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("dial_timeout", "request_timeout", "backoff_initial", "backoff_max"):
+        for name in ("dial_timeout", "request_timeout", "backoff_initial", "backoff_max",
+                     "report_interval"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be positive")
@@ -57,12 +61,14 @@ class HubLink:
     """Keeps one hub connected and turns requests into replies."""
 
     def __init__(self, running: RunningHost, multiaddr: str, hello: Callable[[int], Hello],
-                 settings: LinkSettings | None = None) -> None:
+                 settings: LinkSettings | None = None, *,
+                 report: Callable[[], Mapping[str, Scalar]] | None = None) -> None:
         self.running = running
         self.multiaddr = multiaddr
         self.hub_id = multiaddr.rsplit("/p2p/", 1)[-1]
         self.settings = settings or LinkSettings()
         self._hello = hello
+        self._report = report
         self._channel: MessageChannel | None = None
         self._pending: dict[int, _Pending] = {}
         self._rids = itertools.count(1)
@@ -101,7 +107,11 @@ class HubLink:
                 task_status.started()
                 first = False
             try:
-                await self._read(channel)
+                async with trio.open_nursery() as nursery:
+                    if self._report is not None:
+                        nursery.start_soon(self._send_reports, self._report)
+                    await self._read(channel)
+                    nursery.cancel_scope.cancel()
             finally:
                 self._channel = None
                 self.connected_since = None
@@ -152,6 +162,24 @@ class HubLink:
                 continue
             pending.reply = message  # type: ignore[assignment]
             pending.done.set()
+
+    async def _send_reports(self, snapshot: Callable[[], Mapping[str, Scalar]]) -> None:
+        """Send our counters now and whenever they change; runs for one connection."""
+        last: dict[str, Scalar] | None = None
+        while True:
+            current = dict(snapshot())
+            if current != last:
+                try:
+                    await self.call(functools.partial(Report, stats=current),
+                                    self.settings.request_timeout)
+                    last = current
+                except FleetUnavailableError as exc:
+                    # The dashboard's totals lag a little; the cache itself is unaffected.
+                    log.debug("report to hub %s failed: %s", self.hub_id, exc)
+                except LocalProtocolError as exc:
+                    log.warning("cannot report counters to hub %s: %s", self.hub_id, exc)
+                    return
+            await trio.sleep(self.settings.report_interval)
 
     def _fail_pending(self) -> None:
         for pending in self._pending.values():

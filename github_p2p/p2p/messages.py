@@ -50,6 +50,7 @@ __all__ = [
     "PeersReply",
     "Put",
     "Release",
+    "Report",
     "Request",
     "Response",
     "Role",
@@ -321,6 +322,23 @@ class PeersQuery:
 
 
 @dataclass(frozen=True)
+class Report:
+    """A runner's own counters (a snapshot, not a delta); answered by :class:`Ok`.
+
+    Runners make the calls to GitHub, so only they know what the fleet spent and saved; each
+    sends its latest snapshot now and then and the hub totals them for its dashboard.
+    """
+
+    OP: ClassVar[int] = 0x09
+    rid: int
+    stats: Mapping[str, Scalar]
+
+    def __post_init__(self) -> None:
+        _check_rid(self.rid)
+        _set(self, "stats", _record(self.stats, "stats"))
+
+
+@dataclass(frozen=True)
 class Ok:
     """The request ``rid`` succeeded and has nothing else to say."""
 
@@ -448,12 +466,16 @@ class Error:
         _check_text(self.message, "message", limit=MAX_ERROR_MESSAGE, empty=True)
 
 
-Request: TypeAlias = Hello | Get | Put | Delete | Lease | Release | StatsQuery | PeersQuery
+Request: TypeAlias = (
+    Hello | Get | Put | Delete | Lease | Release | StatsQuery | PeersQuery | Report
+)
 Response: TypeAlias = Ok | Entry | NotFound | LeaseReply | StatsReply | PeersReply | Error
 Message: TypeAlias = Request | Response
 
 #: Message classes a runner sends, for ``isinstance`` checks.
-REQUEST_TYPES: Final = (Hello, Get, Put, Delete, Lease, Release, StatsQuery, PeersQuery)
+REQUEST_TYPES: Final = (
+    Hello, Get, Put, Delete, Lease, Release, StatsQuery, PeersQuery, Report
+)
 #: Message classes the hub answers with.
 RESPONSE_TYPES: Final = (Ok, Entry, NotFound, LeaseReply, StatsReply, PeersReply, Error)
 #: Every message class by its op number.

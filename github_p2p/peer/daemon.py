@@ -28,7 +28,7 @@ from ..httpapi import build_app
 from ..keys import derive_master_key, fleet_keys_from_master, network_key_from_master
 from ..p2p.host import HostSettings, running_host
 from ..p2p.link import HubLink, LinkSettings
-from ..p2p.messages import Hello
+from ..p2p.messages import Hello, Scalar
 from ..p2p.router import FleetRouter, TrioFleetCache
 from ..policy import load_policy
 from ..registry import (
@@ -151,6 +151,11 @@ class PeerDaemon:
         return Hello(rid, "runner", self.settings.arch[:64], self.settings.runner_name[:200],
                      __version__)
 
+    def _report(self) -> dict[str, Scalar]:
+        """Our counters for the hub's fleet totals (numbers only: the wire takes no nulls)."""
+        return {name: value for name, value in self.stats_counters.snapshot().items()
+                if isinstance(value, int | float) and not isinstance(value, bool)}
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until shut down (signal, ``/_p2p/shutdown``, or ``max_lifetime``)."""
         s = self.settings
@@ -171,7 +176,7 @@ class PeerDaemon:
                 fleet = None
                 if fleet_on and keys is not None:
                     def new_link(addr: str) -> HubLink:
-                        return HubLink(running, addr, self._hello, s.link)
+                        return HubLink(running, addr, self._hello, s.link, report=self._report)
 
                     self._new_link = new_link
                     self.links = [new_link(addr) for addr in s.bootstrap]

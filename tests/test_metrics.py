@@ -1,0 +1,239 @@
+"""The status endpoints of both node kinds: ``/metrics``, ``/_p2p/stats|peers``, MCP aliases.
+
+A hub and two runner daemons run in this process on loopback (real libp2p with the network key,
+real HTTP through hypercorn, the GitHub simulator upstream), with a fast key derivation and a
+short report interval so the whole fleet is up in a second or two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from github_p2p.config import ClientSettings
+from github_p2p.httpapi import build_app
+from github_p2p.hub.service import HubService, HubSettings
+from github_p2p.keys import derive_master_key, network_key_from_master
+from github_p2p.localfleet import free_port
+from github_p2p.p2p.link import LinkSettings
+from github_p2p.peer.daemon import PeerDaemon, PeerSettings
+from github_p2p.runtime import serve_http
+
+SECRET = "metrics-test-fleet-secret"
+ITERATIONS = 1000  # the real 600,000 would cost seconds per node for nothing here
+REPO = "octo/hello"
+
+
+@dataclass
+class Fleet:
+    hub: HubService
+    hub_url: str
+    runners: list[PeerDaemon]
+
+
+def runner_settings(sim: Any, cache_dir: Path, bootstrap: tuple[str, ...]) -> PeerSettings:
+    return PeerSettings(
+        client=ClientSettings(api_url=sim.url, scope=REPO), cache_dir=cache_dir, secret=SECRET,
+        bootstrap=bootstrap, listen_host="127.0.0.1", port=free_port(), http_port=free_port(),
+        kdf_iterations=ITERATIONS, runner_name=cache_dir.name,
+        link=LinkSettings(report_interval=0.1),
+    )
+
+
+@asynccontextmanager
+async def in_process_fleet(sim: Any, tmp_path: Path, runners: int = 2) -> AsyncIterator[Fleet]:
+    key = network_key_from_master(derive_master_key(SECRET, iterations=ITERATIONS))
+    hub = HubService(HubSettings(cache_dir=tmp_path / "hub", network_key=key,
+                                 listen_host="127.0.0.1", port=free_port()))
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(hub.run)
+        hub_url = await serve_http(nursery, build_app(hub), "127.0.0.1", free_port(),
+                                   hub.shutdown)
+        daemons = [PeerDaemon(runner_settings(sim, tmp_path / f"runner{i}",
+                                              (running.multiaddrs[0],)))
+                   for i in range(runners)]
+        for daemon in daemons:
+            await nursery.start(daemon.run)
+        try:
+            yield Fleet(hub, hub_url, daemons)
+        finally:
+            for daemon in daemons:
+                daemon.request_shutdown()
+            hub.request_shutdown()
+            nursery.cancel_scope.cancel()
+
+
+async def get_json(url: str) -> Any:
+    return await trio.to_thread.run_sync(lambda: requests.get(url, timeout=10).json())
+
+
+async def get_text(url: str) -> str:
+    return await trio.to_thread.run_sync(lambda: requests.get(url, timeout=10).text)
+
+
+async def fetch(endpoint: str, path: str, token: str) -> requests.Response:
+    return await trio.to_thread.run_sync(lambda: requests.get(
+        endpoint + path, headers={"Authorization": f"Bearer {token}"}, timeout=30))
+
+
+async def traffic(fleet: Fleet) -> None:
+    """Misses, fleet hits, local hits and a 404 over both runners."""
+    first, second = fleet.runners
+    for i in range(6):
+        assert (await fetch(first.endpoint or "", f"/repos/{REPO}/contents/f{i}.txt",
+                            "ghs_one")).status_code == 200
+    for i in range(4):
+        assert (await fetch(second.endpoint or "", f"/repos/{REPO}/contents/f{i}.txt",
+                            "ghs_two")).status_code == 200
+    for _ in range(2):
+        await fetch(second.endpoint or "", f"/repos/{REPO}/contents/f0.txt", "ghs_two")
+    assert (await fetch(first.endpoint or "", f"/repos/{REPO}/issues/99999",
+                        "ghs_one")).status_code == 404
+
+
+async def settled_stats(fleet: Fleet) -> dict[str, Any]:
+    """The hub's stats once every runner's latest counters have reached it."""
+    with trio.fail_after(10):
+        while True:
+            runner_requests = sum(r.stats()["requests"] for r in fleet.runners)
+            stats = await get_json(fleet.hub_url + "/_p2p/stats")
+            if stats["fleet_requests"] == runner_requests:
+                return stats  # type: ignore[no-any-return]
+            await trio.sleep(0.05)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+OUTCOMES = {"hit-local": "local_hits", "hit-peer": "peer_hits", "miss": "misses",
+            "revalidated": "revalidations_304", "stale": "stale_served", "bypass": "bypassed"}
+
+
+def expected_common(stats: dict[str, Any], prefix: str, key: str) -> dict[Any, float]:
+    out: dict[Any, float] = {
+        (f"{prefix}_requests_total", (("outcome", outcome),)): stats.get(key + name, 0)
+        for outcome, name in OUTCOMES.items()
+    }
+    # A hub makes no GitHub calls of its own: its upstream figures are 0, not missing.
+    out[(f"{prefix}_upstream_calls_total", ())] = stats.get(key + "api_calls_made", 0)
+    out[(f"{prefix}_api_calls_saved_total", ())] = stats.get(key + "api_calls_saved", 0)
+    out[(f"{prefix}_coalesced_waits_total", ())] = stats[key + "coalesced_waits"]
+    return out
+
+
+def expected_node(stats: dict[str, Any]) -> dict[Any, float]:
+    out = expected_common(stats, "github_p2p", "")
+    for kind in ("errors", "integrity_failures", "fleet_errors", "protocol_errors",
+                 "stream_errors"):
+        out[("github_p2p_errors_total", (("kind", kind),))] = stats.get(kind, 0)
+    out[("github_p2p_bytes_stored", ())] = stats["bytes_stored"]
+    out[("github_p2p_entries", ())] = stats["total_entries"]
+    out[("github_p2p_connected_peers", ())] = stats["connected_peers"]
+    return out
+
+
+async def test_metrics_parse_and_equal_stats_on_both_node_kinds(sim, tmp_path) -> None:
+    async with in_process_fleet(sim, tmp_path) as fleet:
+        await traffic(fleet)
+        hub_stats = await settled_stats(fleet)
+        hub_metrics = samples(await get_text(fleet.hub_url + "/metrics"))
+        assert hub_stats == await get_json(fleet.hub_url + "/_p2p/stats")  # nothing moved
+
+        expected = expected_node(hub_stats)
+        expected.update(expected_common(hub_stats, "github_p2p_fleet", "fleet_"))
+        expected[("github_p2p_fleet_reporting_peers", ())] = 2
+        expected[("github_p2p_hub_messages_total", ())] = hub_stats["requests"]
+        expected[("github_p2p_hub_bytes_total", (("direction", "in"),))] = hub_stats["bytes_in"]
+        expected[("github_p2p_hub_bytes_total", (("direction", "out"),))] = hub_stats["bytes_out"]
+        for event, name in (("granted", "leases_granted"), ("timeout", "lease_timeouts"),
+                            ("takeover", "lease_takeovers")):
+            expected[("github_p2p_leases_total", (("event", event),))] = hub_stats[name]
+        expected[("github_p2p_fills_in_flight", ())] = hub_stats["fills_in_flight"]
+        expected[("github_p2p_lease_waiters", ())] = hub_stats["waiters"]
+        assert hub_metrics == expected
+
+        # The fleet totals are exact: what the simulator counted, the runners' own sums.
+        runner_stats = [await get_json(r.endpoint + "/_p2p/stats") for r in fleet.runners]
+        assert hub_stats["fleet_api_calls_made"] == len(sim.records()) == 7
+        for name in ("requests", "local_hits", "peer_hits", "misses", "api_calls_saved"):
+            assert hub_stats[f"fleet_{name}"] == sum(s[name] for s in runner_stats), name
+        assert (hub_stats["fleet_requests"], hub_stats["fleet_peer_hits"],
+                hub_stats["fleet_local_hits"]) == (13, 4, 2)
+        assert hub_stats["connected_peers"] == 2 and hub_stats["total_entries"] >= 6
+
+        for runner, stats in zip(fleet.runners, runner_stats, strict=True):
+            metrics = samples(await get_text(runner.endpoint + "/metrics"))
+            want = expected_node(stats)
+            if stats["api_calls_made"]:  # a runner that never called GitHub has no figure
+                want[("github_p2p_rate_limit_remaining", ())] = stats["rate_limit_remaining"]
+            assert metrics == want
+            assert not any(name.startswith(("github_p2p_fleet", "github_p2p_hub"))
+                           for name, _ in metrics)
+
+
+async def test_json_shapes_and_mcp_aliases(sim, tmp_path) -> None:
+    async with in_process_fleet(sim, tmp_path) as fleet:
+        await traffic(fleet)
+        stats = await settled_stats(fleet)
+        first = fleet.runners[0]
+
+        peers = await get_json(fleet.hub_url + "/_p2p/peers")
+        assert sorted(p["runner_name"] for p in peers["peers"]) == ["runner0", "runner1"]
+        for p in peers["peers"]:
+            assert {"peer_id", "role", "arch", "runner_name", "connected_since", "last_seen",
+                    "stats"} <= set(p) and p["role"] == "runner"
+        by_name = {p["runner_name"]: p for p in peers["peers"]}
+        own = first.stats()
+        reported = by_name["runner0"]["stats"]
+        assert {k: reported[k] for k in ("requests", "api_calls_made", "api_calls_saved")} == \
+            {k: own[k] for k in ("requests", "api_calls_made", "api_calls_saved")}
+
+        mcp = await get_json(fleet.hub_url + "/api/mcp/peers")
+        assert (mcp["enabled"], mcp["active"], mcp["peer_count"]) == (True, True, 2)
+        assert fleet.hub.running is not None and mcp["peer_id"] == fleet.hub.running.peer_id
+        assert {p["peer_id"] for p in mcp["peers"]} == {p["peer_id"] for p in peers["peers"]}
+
+        cache = await get_json(fleet.hub_url + "/api/mcp/cache/stats")
+        # On a hub the cache view is the fleet's: the runners make (and save) the calls.
+        for name in ("requests", "local_hits", "peer_hits", "misses", "api_calls_made",
+                     "api_calls_saved", "hit_rate"):
+            assert cache[name] == stats[f"fleet_{name}"], name
+        assert cache["total_entries"] == stats["total_entries"]
+        assert cache["total_size_mb"] == round(stats["bytes_stored"] / 2**20, 3)
+
+        runner_cache = await get_json(first.endpoint + "/api/mcp/cache/stats")
+        runner_stats = await get_json(first.endpoint + "/_p2p/stats")
+        for name in ("total_entries", "hit_rate", "local_hits", "peer_hits", "misses",
+                     "api_calls_made", "api_calls_saved"):
+            assert runner_cache[name] == runner_stats[name], name
+        runner_mcp = await get_json(first.endpoint + "/api/mcp/peers")
+        assert (runner_mcp["enabled"], runner_mcp["active"], runner_mcp["peer_count"]) == \
+            (True, True, 1)
+        assert runner_mcp["peers"][0]["role"] == "bootstrap"
+
+
+async def test_local_only_runner_says_disabled(sim, tmp_path) -> None:
+    daemon = PeerDaemon(runner_settings(sim, tmp_path / "alone", ()))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        try:
+            mcp = await get_json(daemon.endpoint + "/api/mcp/peers")
+            assert (mcp["enabled"], mcp["active"], mcp["peer_count"], mcp["status"]) == \
+                (False, False, 0, "local-only")
+            cache = await get_json(daemon.endpoint + "/api/mcp/cache/stats")
+            assert {"total_entries", "total_size_mb", "hit_rate", "local_hits", "peer_hits",
+                    "misses", "api_calls_made", "api_calls_saved"} <= set(cache)
+        finally:
+            daemon.request_shutdown()
