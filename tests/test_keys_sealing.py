@@ -160,3 +160,13 @@ def test_master_split_matches_one_shot_helpers():
     assert network_key_from_master(master) == derive_network_key(
         "correct horse battery", iterations=FAST)
     assert network_key_from_master(master) != master
+
+
+def test_one_multihash_package_serves_libp2p_and_us():
+    # Two distributions own the "multihash" package; the wrong one breaks libp2p's peer ids.
+    import multihash
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    assert callable(multihash.encode) and callable(multihash.digest)
+    assert ID.from_pubkey(create_new_key_pair().public_key).to_base58().startswith("12D3KooW")
