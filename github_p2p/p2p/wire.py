@@ -28,6 +28,7 @@ op       request         op       response
 ``06``   Release         ``85``   PeersReply
 ``07``   StatsQuery      ``FF``   Error
 ``08``   PeersQuery
+``09``   Report
 =======  ==============  =======  ====================
 
 Usage::
@@ -79,6 +80,7 @@ from .messages import (
     PeersReply,
     Put,
     Release,
+    Report,
     Request,
     Response,
     Role,
@@ -121,6 +123,7 @@ __all__ = [
     "PeersReply",
     "Put",
     "Release",
+    "Report",
     "Request",
     "Response",
     "Role",
