@@ -96,11 +96,20 @@ class DiskStore:
             return 0
 
     def __len__(self) -> int:
-        return len(self._cache)
+        # Status pages count entries: a damaged database must not turn them into errors.
+        try:
+            return len(self._cache)
+        except _DISK_ERRORS as exc:
+            log.warning("%s cannot count its entries (%s)", self.what, exc)
+            return 0
 
     def volume(self) -> int:
-        """Bytes used on disk."""
-        return int(self._cache.volume())
+        """Bytes used on disk (0 when the database cannot tell)."""
+        try:
+            return int(self._cache.volume())
+        except _DISK_ERRORS as exc:
+            log.warning("%s cannot measure its size (%s)", self.what, exc)
+            return 0
 
     def close(self) -> None:
         """Release the database handle."""

@@ -204,9 +204,12 @@ class CacheEngine:
             return self._from_entry(local, Outcome.HIT_LOCAL, 0)
 
         lease = self._lease(key)
-        if lease is not None and lease.entry is not None and lease.fresh and lease.outcome in (
-            LeaseOutcome.HIT, LeaseOutcome.FILLED
-        ):
+        # The hub's "fresh" flag is not authenticated: a hub (or a fleet member putting an old
+        # envelope back) could replay an entry long after it expired. The expiry sealed inside
+        # the entry is, so both must agree before an entry is served without asking GitHub.
+        if lease is not None and lease.entry is not None and lease.fresh and (
+            lease.entry.is_fresh(now)
+        ) and lease.outcome in (LeaseOutcome.HIT, LeaseOutcome.FILLED):
             if lease.outcome is LeaseOutcome.FILLED:
                 self.stats.add("coalesced_waits")
             self._store_local(key, lease.entry, now)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
@@ -227,7 +228,11 @@ def build_app(
         token = _bearer(request.headers.get("authorization")) or default_token()
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
         query = list(request.query_params.multi_items())
-        path = request.url.path
+        path = _upstream_path(request.scope["path"])  # decoded by the server, tabs and all
+        if path is None:
+            return JSONResponse({"message": "refused request path: dot segments, backslashes, "
+                                            "encoded separators and control characters are not "
+                                            "forwarded"}, status_code=400)
         try:
             answer = await trio.to_thread.run_sync(
                 engine.handle, request.method, path, query, headers, body or None, token
@@ -285,6 +290,26 @@ async def _bounded_body(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _upstream_path(decoded: str) -> str | None:
+    """The path to append to the API base URL, re-encoded; ``None`` when it must be refused.
+
+    ``..`` would be resolved by the HTTP client and climb out of the base URL's path (GHES serves
+    the API under ``/api/v3``), taking the caller's token elsewhere on the host; an encoded dot,
+    slash or backslash left after the server's decoding may be decoded again upstream. Re-encoding
+    keeps a decoded ``?``, ``#`` or ``%`` part of the path instead of cutting it short.
+    """
+    if not decoded.startswith("/") or "\\" in decoded:
+        return None
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
+        return None
+    if any(segment in (".", "..") for segment in decoded.split("/")):
+        return None
+    lowered = decoded.lower()
+    if any(escape in lowered for escape in ("%2e", "%2f", "%5c")):
+        return None
+    return quote(decoded, safe="/:@!$&'()*+,;=~")
 
 
 def _bearer(value: str | None) -> str | None:

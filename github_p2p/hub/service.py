@@ -21,6 +21,7 @@ from ..errors import FleetUnavailableError, RemoteProtocolError
 from ..p2p.channel import MessageChannel
 from ..p2p.host import HostSettings, RunningHost, running_host, set_safe_stream_handler
 from ..p2p.messages import (
+    REQUEST_TYPES,
     Delete,
     Entry,
     Error,
@@ -69,6 +70,10 @@ class HubSettings:
     request_timeout: float = 75.0
     #: Requests handled at once across all streams; more wait their turn.
     max_inflight: int = 512
+    #: Requests of one stream handled at once. Past it the hub stops reading that stream, so a
+    #: peer that sends without reading its replies holds at most this many replies in memory.
+    #: A runner never has more in flight than its worker threads (40).
+    max_stream_inflight: int = 64
 
 
 @dataclass
@@ -190,6 +195,7 @@ class HubService:
         record = self._peers[conn] = PeerRecord(peer_id)
         channel = MessageChannel(stream)
         holder = f"{peer_id}#{conn}"
+        slots = trio.Semaphore(self.settings.max_stream_inflight)
         try:
             async with trio.open_nursery() as nursery:
                 while True:
@@ -207,9 +213,17 @@ class HubService:
                             break
                         if message is None:
                             break
+                        if not isinstance(message, REQUEST_TYPES):
+                            self.counts["protocol_errors"] += 1
+                            await self._reply_safely(channel, Error(
+                                getattr(message, "rid", None), "unknown_op",
+                                f"{type(message).__name__} is not a request"))
+                            continue
                         record.last_seen = time.time()
                         record.requests += 1
-                        nursery.start_soon(self._handle, channel, message, holder, record)
+                        await slots.acquire()  # backpressure on a peer that does not read
+                        nursery.start_soon(self._handle, channel, message, holder, record,
+                                           slots, nursery.cancel_scope)
                         continue
                     break  # idle for too long
                 nursery.cancel_scope.cancel()
@@ -220,24 +234,34 @@ class HubService:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await channel.close()
 
-    async def _reply_safely(self, channel: MessageChannel, reply: Response) -> None:
+    async def _reply_safely(self, channel: MessageChannel, reply: Response) -> bool:
+        """Send ``reply``; False (and counted) when the stream failed or stalled."""
         try:
             with trio.fail_after(10):
                 await channel.send(reply)
         except (FleetUnavailableError, trio.TooSlowError):
             self.counts["stream_errors"] += 1
+            return False
+        return True
 
     async def _handle(self, channel: MessageChannel, message: Any, holder: str,
-                      record: PeerRecord) -> None:
+                      record: PeerRecord, slots: trio.Semaphore, stream_scope: trio.CancelScope
+                      ) -> None:
         rid = getattr(message, "rid", 0)
-        async with self._limit:
-            self.counts["requests"] += 1
-            try:
-                with trio.fail_after(self.settings.request_timeout):
-                    reply = await self._answer(message, holder, record)
-            except trio.TooSlowError:
-                reply = Error(rid, "busy", "request timed out at the hub")
-        await self._reply_safely(channel, reply)
+        try:
+            async with self._limit:
+                self.counts["requests"] += 1
+                try:
+                    with trio.fail_after(self.settings.request_timeout):
+                        reply = await self._answer(message, holder, record)
+                except trio.TooSlowError:
+                    reply = Error(rid, "busy", "request timed out at the hub")
+            if not await self._reply_safely(channel, reply):
+                # A stream that cannot take a reply (peer gone, or not reading for seconds)
+                # has lost its framing or its reader: stop serving it, freeing its replies.
+                stream_scope.cancel()
+        finally:
+            slots.release()
 
     async def _answer(self, msg: Request | Response, holder: str, record: PeerRecord
                       ) -> Response:

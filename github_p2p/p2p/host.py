@@ -35,6 +35,12 @@ regression test that fails without it (``tests/test_host*.py``):
   in the swarm's table for ~100 ms more; ``connect`` only checks that the table is not empty, so
   it reports success on the dead connection and the next ``new_stream`` fails with "No valid
   connections". :func:`dial` removes closed connections of that peer from the table first.
+* :attr:`Workaround.RECLAIM_INBOUND_TASKS`: the swarm's handler of each inbound connection ends
+  in ``await self.manager.wait_finished()`` (a "barrier" until the swarm stops), so the task, its
+  frames and the raw connection objects of every connection a node ever accepted stay alive:
+  5-10 KB each, ~45 MB after 5,000 short-lived runners. We run each handler of the swarm we
+  built in its own cancel scope and a sweeper cancels the scopes whose socket has been closed
+  for a whole sweep interval (by then the connection is gone: only the barrier is left).
 * :attr:`Workaround.CLOSE_ON_EXIT`: leaving ``host.run()`` does not close the listeners and
   connections; only ``host.close()`` does. :func:`running_host` always awaits it, shielded and
   bounded, even on error or cancellation.
@@ -53,9 +59,6 @@ What callers (the wire protocol, the hub and the peer daemon) must still do them
 * **Call** :func:`dial` **before** ``host.new_stream`` (it returns at once when connected), so a
   hub that restarted or went away is dialled afresh rather than reported by a stale connection.
   A ``new_stream`` that fails right after the hub went away: :func:`dial` again.
-* Each connection a node ever accepted costs ~7-10 KB that 0.8.1 never gives back (the accepting
-  task lives until the swarm stops); a hub serving many short-lived runners should be restarted
-  now and then (its identity file keeps the peer id).
 * Peerstore entries of connected peers expire 2 h after their last identify (TTL 7200 s); the
   cleanup task then drops them even if the connection is still open. Nothing breaks (the
   connection keeps its keys), but peer lists should come from connections, not the peerstore.
@@ -76,6 +79,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 from libp2p import new_host
@@ -140,6 +144,7 @@ class Workaround(enum.Enum):
     FORGET_FAILED_DIAL = "forget-failed-dial"
     DROP_CLOSED_CONNECTIONS = "drop-closed-connections"
     CLOSE_ON_EXIT = "close-on-exit"
+    RECLAIM_INBOUND_TASKS = "reclaim-inbound-tasks"
 
 
 ALL_WORKAROUNDS: frozenset[Workaround] = frozenset(Workaround)
@@ -169,6 +174,8 @@ class HostSettings:
     peerstore_max_peers: int = 1_000_000
     #: Seconds between peerstore sweeps of expired peers.
     peerstore_cleanup_interval: int = 60
+    #: Seconds between sweeps for the handler tasks of closed inbound connections.
+    inbound_sweep_interval: float = 5.0
     #: Defect workarounds to apply; only tests turn any off.
     workarounds: frozenset[Workaround] = ALL_WORKAROUNDS
 
@@ -187,7 +194,7 @@ class HostSettings:
             raise ConfigError("the identity file path is empty")
         if self.announce_host is not None and not is_host(self.announce_host):
             raise ConfigError(f"announce host {self.announce_host!r} is not an IP or DNS name")
-        for name in ("handshake_timeout", "close_timeout"):
+        for name in ("handshake_timeout", "close_timeout", "inbound_sweep_interval"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
@@ -227,6 +234,9 @@ async def running_host(settings: HostSettings | None = None) -> AsyncIterator[Ru
     settings = settings if settings is not None else HostSettings()
     peerstore = _peerstore(settings)
     host = _build_host(settings, peerstore)
+    inbound: _InboundHandlers | None = None
+    if Workaround.RECLAIM_INBOUND_TASKS in settings.workarounds:
+        inbound = _InboundHandlers(_swarm(host))
     try:
         async with host.run([tcp_multiaddr(settings.listen_host, settings.port)]):
             running = _describe(host, settings)
@@ -237,6 +247,8 @@ async def running_host(settings: HostSettings | None = None) -> AsyncIterator[Ru
                     nursery.start_soon(
                         peerstore.start_cleanup_task, settings.peerstore_cleanup_interval
                     )
+                if inbound is not None:
+                    nursery.start_soon(inbound.sweep, settings.inbound_sweep_interval)
                 try:
                     yield running
                 finally:
@@ -415,6 +427,57 @@ async def _close(host: IHost, timeout: float) -> None:
             logger.warning("closing the libp2p host failed", exc_info=True)
     if scope.cancelled_caught:
         logger.warning("closing the libp2p host took more than %g s; gave up", timeout)
+
+
+class _InboundHandlers:
+    """Ends the swarm's per-connection handler tasks once their connection is closed.
+
+    See :attr:`Workaround.RECLAIM_INBOUND_TASKS`. Only the swarm we built is changed: its
+    ``_handle_inbound_connection`` (looked up on the instance for every accepted connection)
+    is wrapped, on this instance, in a cancel scope the sweeper can cancel.
+    """
+
+    def __init__(self, swarm: Swarm) -> None:
+        self._handle = swarm._handle_inbound_connection
+        #: Live handlers: cancel scope -> (raw stream, sweeps that saw its socket closed).
+        self._live: dict[trio.CancelScope, tuple[Any, int]] = {}
+        swarm._handle_inbound_connection = self._reclaimable  # type: ignore[method-assign]
+
+    async def _reclaimable(self, read_write_closer: Any, maddr: Multiaddr) -> None:
+        with trio.CancelScope() as scope:
+            self._live[scope] = (read_write_closer, 0)
+            try:
+                await self._handle(read_write_closer, maddr)
+            finally:
+                del self._live[scope]
+
+    @property
+    def live(self) -> int:
+        """Handler tasks alive now (one per accepted connection not yet reclaimed)."""
+        return len(self._live)
+
+    async def sweep(self, interval: float) -> None:
+        """Every ``interval`` s, cancel handlers whose socket was already closed last time.
+
+        Waiting a whole interval after the socket closed leaves a failing handshake the time to
+        clean up on its own; what is cancelled then only awaits the swarm's end.
+        """
+        while True:
+            await trio.sleep(interval)
+            for scope, (stream, closed_sweeps) in list(self._live.items()):
+                if not _socket_closed(stream):
+                    continue
+                if closed_sweeps >= 1:
+                    scope.cancel()
+                else:
+                    self._live[scope] = (stream, closed_sweeps + 1)
+
+
+def _socket_closed(read_write_closer: Any) -> bool:
+    # TrioTCPStream -> trio.SocketStream -> socket; any other transport is never reclaimed.
+    sock = getattr(getattr(read_write_closer, "stream", None), "socket", None)
+    fileno = getattr(sock, "fileno", None)
+    return callable(fileno) and fileno() == -1
 
 
 # --- addresses ------------------------------------------------------------------------------
