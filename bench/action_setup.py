@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from github_p2p.localfleet import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "scripts" / "action"
 
@@ -72,7 +74,8 @@ def one_run(name: str, xdg: Path, work: Path) -> dict[str, float | str]:
                 GITHUB_REPOSITORY="octo/hello")
     log = runner_temp / "steps.log"
     started = time.perf_counter()
-    env = dict(base, GP_ARCH="X64", GP_PORT="19000", GP_HTTP_PORT="18700", GP_PYTHON="system",
+    port, http_port = str(free_port()), str(free_port())
+    env = dict(base, GP_ARCH="X64", GP_PORT=port, GP_HTTP_PORT=http_port, GP_PYTHON="system",
                FAIL_ON_ERROR="true")
     step("prepare.sh", env, log)
     prepared = time.perf_counter()
@@ -84,7 +87,7 @@ def one_run(name: str, xdg: Path, work: Path) -> dict[str, float | str]:
     installed = time.perf_counter()
     out = read_outputs(files["GITHUB_OUTPUT"])
     env.update(GP_BIN=out.get("bin", ""), GP_CACHE_DIR=out.get("cache-dir", ""),
-               GP_HTTP_PORT=out.get("http-port", "18700"), GP_PORT=out.get("port", "19000"),
+               GP_HTTP_PORT=out.get("http-port", http_port), GP_PORT=out.get("port", port),
                GP_STARTUP_TIMEOUT="120", GP_MAX_LIFETIME="300", GP_LOG_LEVEL="info",
                GP_WRAP_GH="false")
     step("start.py", env, log)

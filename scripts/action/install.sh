@@ -103,10 +103,7 @@ install_pkg() {
   local links=()
   [ -d "$wheelhouse" ] && links=(--find-links "$wheelhouse")
   if [ -n "$uv" ]; then
-    # Bytecode now, not at every daemon start: runners may set PYTHONDONTWRITEBYTECODE, and
-    # compiling libp2p on each start costs seconds of CPU.
-    "$uv" pip install --compile-bytecode --python "$venv/bin/python" "${links[@]}" \
-      "$source_spec" >>"$log" 2>&1
+    "$uv" pip install --python "$venv/bin/python" "${links[@]}" "$source_spec" >>"$log" 2>&1
   else
     "$venv/bin/python" -m pip install -q "${links[@]}" "$source_spec" >>"$log" 2>&1
   fi

@@ -171,7 +171,10 @@ class Start:
         if nohup:
             argv.insert(0, nohup)
 
-        child_env = {k: v for k, v in self.env.items() if not k.startswith("GP_")}
+        # The venv is this job's own: let the daemon write bytecode as it imports (a job's
+        # later github-p2p calls then start faster), whatever the runner's default.
+        child_env = {k: v for k, v in self.env.items()
+                     if not k.startswith("GP_") and k != "PYTHONDONTWRITEBYTECODE"}
         child_env.pop("GITHUB_P2P_SECRET", None)
         if secret:
             child_env["GITHUB_P2P_SECRET"] = secret
