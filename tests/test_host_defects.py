@@ -228,6 +228,33 @@ async def test_negative_cache_defect_restarted_hub_stays_blocked(tmp_path: Path)
         await restart_after_failed_dial(tmp_path, dialer)
 
 
+# --- a hub that moved -----------------------------------------------------------------------
+
+
+async def dial_hub_that_moved(tmp_path: Path, dialer: HostSettings) -> None:
+    """Know a hub at one port, then dial it (same identity) at another."""
+    identity = str(tmp_path / "moving-hub.key")
+    async with running_host(dialer) as peer:
+        async with running_host(HostSettings(identity_file=identity)) as hub:
+            await dial(peer, hub.multiaddrs[0], 5)
+        with trio.fail_after(2):
+            while peer.host.get_network().get_connections(hub.host.get_id()):
+                await trio.sleep(0.01)
+        async with running_host(HostSettings(identity_file=identity)) as moved:
+            assert moved.listen_port != hub.listen_port
+            await dial(peer, moved.multiaddrs[0], 3)
+
+
+async def test_dial_finds_a_hub_at_its_new_address(tmp_path: Path) -> None:
+    await dial_hub_that_moved(tmp_path, HostSettings())
+
+
+async def test_stale_address_defect_old_address_hides_the_new_one(tmp_path: Path) -> None:
+    with pytest.raises(FleetUnavailableError):
+        await dial_hub_that_moved(
+            tmp_path, HostSettings(workarounds=without(Workaround.FORGET_STALE_ADDRS)))
+
+
 # --- closed connections left in the swarm's table -----------------------------------------
 
 

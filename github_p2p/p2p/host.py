@@ -35,6 +35,10 @@ regression test that fails without it (``tests/test_host*.py``):
   in the swarm's table for ~100 ms more; ``connect`` only checks that the table is not empty, so
   it reports success on the dead connection and the next ``new_stream`` fails with "No valid
   connections". :func:`dial` removes closed connections of that peer from the table first.
+* :attr:`Workaround.FORGET_STALE_ADDRS`: ``connect`` adds the given address to the peerstore
+  but dials only the first address it already knew, so once a hub moved (a new IP or port, the
+  same identity) its old address hides the new one forever. :func:`dial` clears the addresses of
+  a peer it is not connected to before dialling the one it was given.
 * :attr:`Workaround.RECLAIM_INBOUND_TASKS`: the swarm's handler of each inbound connection ends
   in ``await self.manager.wait_finished()`` (a "barrier" until the swarm stops), so the task, its
   frames and the raw connection objects of every connection a node ever accepted stay alive:
@@ -143,6 +147,7 @@ class Workaround(enum.Enum):
     SAFE_HANDLERS = "safe-handlers"
     FORGET_FAILED_DIAL = "forget-failed-dial"
     DROP_CLOSED_CONNECTIONS = "drop-closed-connections"
+    FORGET_STALE_ADDRS = "forget-stale-addrs"
     CLOSE_ON_EXIT = "close-on-exit"
     RECLAIM_INBOUND_TASKS = "reclaim-inbound-tasks"
 
@@ -286,6 +291,10 @@ async def dial(running: RunningHost, multiaddr: str, timeout: float) -> str:
         for conn in swarm.get_connections(info.peer_id):
             if isinstance(conn, SwarmConn) and conn.is_closed:
                 swarm.remove_conn(conn)
+    if (Workaround.FORGET_STALE_ADDRS in running.settings.workarounds
+            and not swarm.get_connections(info.peer_id)):
+        # Only the first known address is ever dialled: make the given one the only one.
+        running.host.get_peerstore().clear_addrs(info.peer_id)
     if Workaround.FORGET_FAILED_DIAL in running.settings.workarounds:
         # A failed dial blocks the peer for 60 s (swarm negative cache), even once it is back.
         swarm.unblock_peer(info.peer_id)
