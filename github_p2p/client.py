@@ -127,6 +127,17 @@ class EndpointBackend:
             self._stats.add("errors")
         return CachedResponse(resp.status_code, lowered, resp.content, outcome, calls)
 
+    def invalidate(self, path: str) -> None:
+        """Ask the daemon to forget ``path`` (and its ancestors) here and fleet-wide, after a
+        write that did not go through it."""
+        try:
+            self._session.post(self.base_url + "/_p2p/invalidate", json={"path": path},
+                               timeout=self._timeout).raise_for_status()
+        except requests.RequestException as exc:
+            raise UpstreamUnavailableError(
+                f"the github-p2p daemon at {self.base_url} did not invalidate {path}"
+            ) from exc
+
     def stats(self) -> dict[str, Any]:
         """This client's own view: what its requests cost, as the daemon reported it."""
         return dict(self._stats.snapshot())

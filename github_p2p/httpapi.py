@@ -216,6 +216,18 @@ def build_app(
         node.request_shutdown()
         return JSONResponse({"stopping": True})
 
+    async def invalidate(request: Request) -> Response:
+        # For writes that did not pass through this proxy (the real gh talks to GitHub itself).
+        assert engine is not None
+        try:
+            path = (await request.json())["path"]
+        except (ValueError, KeyError, TypeError):
+            path = None
+        if not isinstance(path, str) or not path.startswith("/") or len(path) > 2048:
+            return JSONResponse({"message": 'expected {"path": "/repos/..."}'}, status_code=400)
+        await trio.to_thread.run_sync(engine.invalidate, path.split("?", 1)[0])
+        return JSONResponse({"invalidated": path})
+
     async def dashboard(_: Request) -> Response:
         page = resources.files("github_p2p").joinpath("static/dashboard.html")
         return HTMLResponse(page.read_text(encoding="utf-8"), headers=_DASHBOARD_HEADERS)
@@ -259,6 +271,7 @@ def build_app(
         Route("/metrics", metrics),
     ]
     if engine is not None:
+        routes.append(Route("/_p2p/invalidate", invalidate, methods=["POST"]))
         routes.append(Route("/_p2p/dashboard", dashboard))
         routes.append(Route("/{path:path}", proxy,
                             methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]))

@@ -111,3 +111,25 @@ def test_two_hubs_split_ids_and_fail_over(sim, tmp_path):
         assert all(r.status_code == 200 for r in results)
         # Hub B now takes every id, and still coalesces: one upstream call per resource.
         assert len(sim.records()) == 20
+
+
+def test_invalidate_endpoint_forgets_a_path_written_elsewhere(sim, tmp_path):
+    from github_p2p.client import EndpointBackend
+
+    path = "/repos/octo/hello/issues/3"
+    with LocalFleet(sim.url, workdir=tmp_path) as fleet:
+        peer = fleet.start_peer(bootstrap="")
+        backend = EndpointBackend(peer.endpoint, "ghs_writer")
+        gh = GitHubClient(backend)
+        gh.get(path)
+        assert gh.request("GET", path).outcome is Outcome.HIT_LOCAL
+        # A write that bypassed the daemon (the real gh talking to GitHub itself).
+        requests.patch(sim.url + path, json={"title": "changed elsewhere"},
+                       headers={"Authorization": "Bearer ghs_writer"}, timeout=10)
+        backend.invalidate(path)
+        fresh = gh.request("GET", path)
+        assert fresh.outcome is Outcome.MISS
+        assert json.loads(fresh.body)["title"] == "changed elsewhere"
+        bad = requests.post(peer.endpoint + "/_p2p/invalidate", json={"path": "no-slash"},
+                            timeout=10)
+        assert bad.status_code == 400

@@ -278,11 +278,12 @@ class GhWrapper:
         with client:
             if isinstance(client.backend, EngineBackend):
                 client.backend.engine.invalidate(api_path)
-            else:
-                # The daemon invalidates only writes it proxies itself; its cached copy of
-                # this path lives out its TTL (60 s by default).
-                log.info("cannot invalidate %s at the daemon; it expires with its TTL",
-                         api_path)
+            elif isinstance(client.backend, EndpointBackend):
+                try:
+                    client.backend.invalidate(api_path)
+                except UpstreamError as exc:
+                    # The write itself succeeded; the cached copy then lives out its TTL.
+                    log.warning("%s", exc)
 
 
 def _message(resp: CachedResponse) -> str:
