@@ -55,7 +55,9 @@ class DiskStore:
                 raise CacheStoreError(f"cannot open {self.what} at {self.directory}") from again
 
     def _open_once(self) -> diskcache.Cache:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Owner only: the local store holds API responses in the clear (private repositories'
+        # too), and a self-hosted runner may have other users.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         cache = diskcache.Cache(
             str(self.directory),
             size_limit=self.size_limit,

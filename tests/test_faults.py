@@ -25,6 +25,7 @@ from test_faults_support import (
     Answers,
     assert_accounted,
     contents,
+    figures,
     get,
     node_stats,
     run_parallel,
@@ -125,6 +126,10 @@ def test_hub_sigkilled_under_load_then_restarted(sim, tmp_path):
         assert_accounted(stats, len(sim.records()), sent)
         assert sum(s["fleet_errors"] for s in stats) >= 1  # the crash was noticed and counted
         assert sum(s["errors"] for s in stats) == 0
+        figures("hub-sigkill", requests=sum(sent), answered_after_kill=done_after_kill,
+                failed=0, upstream_calls=len(sim.records()),
+                fleet_errors=sum(s["fleet_errors"] for s in stats),
+                calls_after_restart=f"{len(after)} for {len(after)} resources x 3 runners")
 
 
 def test_runner_killed_while_holding_fill_leases(sim, tmp_path):
@@ -176,6 +181,10 @@ def test_runner_killed_while_holding_fill_leases(sim, tmp_path):
         by_waiter = sum(r.token == "ghs_waiter" for r in sim.records())
         assert_accounted([survivor], by_waiter, [len(paths)])
         assert survivor["misses"] == len(paths) and survivor["errors"] == 0
+        figures("runner-sigkill", leases_held=len(paths), takeovers=hub_stats["lease_takeovers"],
+                lease_timeouts=hub_stats["lease_timeouts"],
+                waiter_done_after_kill_s=round(elapsed, 1),
+                bound_s=fleet_wait + latency)
 
 
 def test_dead_bootstrap_at_start_then_the_hub_comes_up(sim, tmp_path):
@@ -245,6 +254,10 @@ def test_github_5xx_bursts_and_429_retry_after(sim, tmp_path):
         assert_accounted(stats, len(sim.records()), sent)
         assert stats[0]["stale_served"] == 1 and stats[0]["errors"] == 0
         assert stats[1]["errors"] == 1
+        figures("github-faults", requests=sum(sent), upstream_calls=len(sim.records()),
+                answered_5xx=sum(r.status == 502 for r in sim.records()),
+                answered_429=sum(r.status == 429 for r in sim.records()),
+                stale_served=stats[0]["stale_served"], errors_passed_on=stats[1]["errors"])
 
 
 def _flip_stored_bodies(db: Path, count: int) -> int:
@@ -302,6 +315,8 @@ def test_corrupted_local_cache(sim, tmp_path):
         assert_accounted(lives, len(sim.records()), sent)
         assert len(sim.records()) == len(paths) + len(extra)  # the fleet covered every loss
         assert all(life["errors"] == 0 for life in lives)
+        figures("corrupt-cache", requests=sum(sent), upstream_calls=len(sim.records()),
+                damaged_entries_refused=4, errors=0)
 
 
 def _limit_file_size(node: NodeProcess, directory: Path, margin: int) -> None:
@@ -339,3 +354,8 @@ def test_disk_full_runner_and_hub(sim, tmp_path):
         stats = [node_stats(a), node_stats(b)]
         assert_accounted(stats, len(sim.records()), [2 * len(first) + len(second), len(second)])
         assert all(s["errors"] == 0 for s in stats)
+        figures("disk-full", requests=sum(s["requests"] for s in stats),
+                upstream_calls=len(sim.records()),
+                local_writes_refused=a.log_file.read_text().count("local cache write failed"),
+                hub_writes_refused=hub.log_file.read_text().count("hub store write failed"),
+                second_round_from_hub=outcomes.count("hit-peer"), errors=0)

@@ -152,6 +152,11 @@ def assert_accounted(stats: Sequence[Mapping[str, Any]], upstream_calls: int,
         one["api_calls_made"] for one in stats]
 
 
+def figures(name: str, **values: Any) -> None:
+    """Print one ``FIGURES`` line (``pytest -s`` shows them; docs/security.md records them)."""
+    print(f"\nFIGURES {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()), flush=True)
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of ``pid`` in MiB."""
     with open(f"/proc/{pid}/status") as status:

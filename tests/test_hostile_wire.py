@@ -34,6 +34,7 @@ from test_faults_support import (
     Answers,
     assert_accounted,
     contents,
+    figures,
     get,
     node_stats,
     session,
@@ -257,6 +258,9 @@ def test_live_hub_refuses_hostile_frames_counts_them_and_keeps_serving(tmp_path)
         assert answers_after.check(fresh[0], get(runner, fresh[0], "ghs_after")) == "miss"
         assert answers.check(paths[0], get(runner, paths[0], "ghs_after")) == "hit-local"
         assert session().get(hub.endpoint + "/_p2p/health", timeout=30).status_code == 200
+        figures("hostile-frames", survivable=len(SURVIVABLE), fatal=len(FATAL) + 1,
+                garbage_rejections=garbage, protocol_errors=hub_stats["protocol_errors"],
+                hub_crashes=0)
 
 
 # --- forged and replayed envelopes -------------------------------------------------------
@@ -364,6 +368,9 @@ def test_forged_and_replayed_envelopes_are_counted_and_never_served(tmp_path):
                            for r in sim.records())
         every = [node_stats(first), node_stats(second), node_stats(third)]
         assert_accounted(every, runner_calls, [len(kinds) + 1, len(kinds) + 1, len(kinds)])
+        figures("forged-envelopes", forged=len(kinds) - 1,
+                integrity_failures=stats["integrity_failures"], served_forged=0,
+                expired_replay_served_as_fresh=0)
 
 
 async def _get_envelope(hub: str, psk: bytes, ident: bytes) -> bytes:

@@ -24,6 +24,7 @@ from test_faults_support import (
     Answers,
     assert_accounted,
     contents,
+    figures,
     get,
     heavy,
     node_stats,
@@ -53,10 +54,6 @@ from github_p2p.simulator import GitHubSimulator, SimulatorConfig
 pytestmark = pytest.mark.slow
 
 SECRET = "load-test-fleet-secret"
-
-
-def figures(name: str, **values: Any) -> None:
-    print(f"\nFIGURES {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()), flush=True)
 
 
 # --- runners x requests ---------------------------------------------------------------------
