@@ -209,8 +209,9 @@ class PeerDaemon:
                     self._link_nursery = nursery
                     app = build_app(self, engine=self.engine,
                                     default_token=lambda: s.client.token)
+                    http_stopped = trio.Event()
                     self.endpoint = await serve_http(nursery, app, s.http_host, s.http_port,
-                                                     self.shutdown)
+                                                     self.shutdown, http_stopped)
                     nursery.start_soon(stop_on_signals, self.shutdown)
                     if s.max_lifetime:
                         nursery.start_soon(self._expire, s.max_lifetime)
@@ -218,9 +219,10 @@ class PeerDaemon:
                     task_status.started(self)
                     self._announce()
                     await self.shutdown.wait()
-                    # hypercorn drains on the same event; give it a moment, then stop links.
-                    with trio.move_on_after(3):
-                        await trio.sleep(0.05)
+                    # hypercorn drains in-flight requests on the same event (the shutdown
+                    # request's own answer among them); then the links can go.
+                    with trio.move_on_after(5):
+                        await http_stopped.wait()
                     nursery.cancel_scope.cancel()
         finally:
             store.close()
