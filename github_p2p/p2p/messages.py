@@ -13,13 +13,28 @@ set. Each message class names its op in ``OP``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal, NoReturn, TypeAlias, get_args
+from typing import Any, ClassVar, Final, Literal, TypeAlias, get_args
 
 from ..errors import LocalProtocolError, RemoteProtocolError
+from .fields import (
+    ENTRY_ID_SIZE,
+    MAX_RID,
+    MAX_TEXT,
+    Scalar,
+    blob,
+    check_choice,
+    check_entry_id,
+    check_flag,
+    check_rid,
+    check_text,
+    fail,
+    number,
+    record,
+    set_field,
+)
 
 __all__ = [
     "ENTRY_ID_SIZE",
@@ -61,26 +76,16 @@ __all__ = [
     "message_to_meta",
 ]
 
-#: Size of an entry id (an HMAC-SHA256); it travels as 64 lowercase hex characters.
-ENTRY_ID_SIZE: Final = 32
-#: Request ids are unsigned 32-bit integers chosen by the requester.
-MAX_RID: Final = 2**32 - 1
-#: Bound on every short string (names, versions, tokens, stats keys and values).
-MAX_TEXT: Final = 256
 #: Bound on the human-readable text of an :class:`Error`.
 MAX_ERROR_MESSAGE: Final = 1024
 #: Longest a :class:`Lease` may ask the hub to wait for another runner's fill, in seconds.
 MAX_LEASE_WAIT: Final = 60.0
-# Integers in stats and peer records must fit a signed 64-bit slot in any implementation.
-_MAX_SCALAR_INT: Final = 2**63 - 1
 
 Role: TypeAlias = Literal["runner", "bootstrap"]
 LeaseOutcome: TypeAlias = Literal["hit", "granted", "filled", "timeout"]
 ErrorCode: TypeAlias = Literal[
     "bad_version", "unknown_op", "bad_message", "too_large", "not_found", "busy", "internal"
 ]
-#: A value of a stats or peer record.
-Scalar: TypeAlias = int | float | str
 
 ROLES: Final[frozenset[str]] = frozenset(get_args(Role))
 LEASE_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(LeaseOutcome))
@@ -108,86 +113,6 @@ class FrameRejected(RemoteProtocolError):
         self.fatal = fatal
 
 
-# --- validation (LocalProtocolError: whoever built the message broke the contract) -----------
-
-
-def _fail(message: str) -> NoReturn:
-    raise LocalProtocolError(message)
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
-
-
-def _check_rid(rid: object) -> None:
-    if not isinstance(rid, int) or isinstance(rid, bool) or not 0 <= rid <= MAX_RID:
-        _fail("rid must be an integer in 0..2**32-1")
-
-
-def _check_entry_id(value: object) -> None:
-    if not isinstance(value, bytes) or len(value) != ENTRY_ID_SIZE:
-        _fail(f"entry_id must be {ENTRY_ID_SIZE} bytes")
-
-
-def _check_text(value: object, name: str, *, limit: int = MAX_TEXT, empty: bool = False) -> None:
-    if not isinstance(value, str):
-        _fail(f"{name} must be a string")
-    if not (0 if empty else 1) <= len(value) <= limit:
-        _fail(f"{name} must be {0 if empty else 1}..{limit} characters")
-    # Printable only: these strings end up in logs and on the dashboard. This also rules out
-    # lone surrogates, which could not be encoded as UTF-8.
-    if not value.isprintable():
-        _fail(f"{name} must be printable text")
-
-
-def _check_choice(value: object, name: str, choices: frozenset[str]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        _fail(f"{name} must be one of {', '.join(sorted(choices))}")
-
-
-def _check_flag(value: object, name: str) -> None:
-    if not isinstance(value, bool):
-        _fail(f"{name} must be a boolean")
-
-
-def _number(value: object, name: str, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(f"{name} must be a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        _fail(f"{name} is out of range")
-    if not math.isfinite(number) or not low <= number <= high:
-        _fail(f"{name} must be a finite number in [{low:g}, {high:g}]")
-    return number
-
-
-def _blob(value: object, name: str, *, empty: bool) -> bytes:
-    if not isinstance(value, bytes | bytearray | memoryview):
-        _fail(f"{name} must be bytes")
-    data = bytes(value)
-    if not data and not empty:
-        _fail(f"{name} must not be empty")
-    return data
-
-
-def _record(value: object, name: str) -> Mapping[str, Scalar]:
-    if not isinstance(value, Mapping):
-        _fail(f"{name} must be an object")
-    for key, item in value.items():
-        _check_text(key, f"a key of {name}")
-        if isinstance(item, str):
-            _check_text(item, f"{name}[{key}]", empty=True)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not -_MAX_SCALAR_INT - 1 <= item <= _MAX_SCALAR_INT:
-                _fail(f"{name}[{key}] does not fit 64 bits")
-        elif isinstance(item, float):
-            _number(item, f"{name}[{key}]", -math.inf)
-        else:
-            _fail(f"{name}[{key}] must be a string or a number")
-    return MappingProxyType(dict(value))
-
-
 # --- messages ---------------------------------------------------------------------------------
 
 
@@ -203,11 +128,11 @@ class Hello:
     version: str
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_choice(self.role, "role", ROLES)
-        _check_text(self.arch, "arch")
-        _check_text(self.runner, "runner")
-        _check_text(self.version, "version")
+        check_rid(self.rid)
+        check_choice(self.role, "role", ROLES)
+        check_text(self.arch, "arch")
+        check_text(self.runner, "runner")
+        check_text(self.version, "version")
 
 
 @dataclass(frozen=True)
@@ -219,8 +144,8 @@ class Get:
     entry_id: bytes
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
 
 
 @dataclass(frozen=True)
@@ -242,15 +167,15 @@ class Put:
     tag: bytes | None = None
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
-        _set(self, "envelope", _blob(self.envelope, "envelope", empty=False))
-        _set(self, "fresh_ttl", _number(self.fresh_ttl, "fresh_ttl"))
-        _set(self, "keep_ttl", _number(self.keep_ttl, "keep_ttl", self.fresh_ttl))
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
+        set_field(self, "envelope", blob(self.envelope, "envelope", empty=False))
+        set_field(self, "fresh_ttl", number(self.fresh_ttl, "fresh_ttl"))
+        set_field(self, "keep_ttl", number(self.keep_ttl, "keep_ttl", self.fresh_ttl))
         if self.lease_token is not None:
-            _check_text(self.lease_token, "lease_token")
+            check_text(self.lease_token, "lease_token")
         if self.tag is not None:
-            _check_entry_id(self.tag)
+            check_entry_id(self.tag)
 
 
 @dataclass(frozen=True)
@@ -262,8 +187,8 @@ class Delete:
     entry_id: bytes
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
 
 
 @dataclass(frozen=True)
@@ -279,9 +204,9 @@ class Lease:
     wait: float
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
-        _set(self, "wait", _number(self.wait, "wait", 0.0, MAX_LEASE_WAIT))
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
+        set_field(self, "wait", number(self.wait, "wait", 0.0, MAX_LEASE_WAIT))
 
 
 @dataclass(frozen=True)
@@ -294,9 +219,9 @@ class Release:
     lease_token: str
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
-        _check_text(self.lease_token, "lease_token")
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
+        check_text(self.lease_token, "lease_token")
 
 
 @dataclass(frozen=True)
@@ -307,7 +232,7 @@ class StatsQuery:
     rid: int
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
+        check_rid(self.rid)
 
 
 @dataclass(frozen=True)
@@ -318,7 +243,7 @@ class PeersQuery:
     rid: int
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
+        check_rid(self.rid)
 
 
 @dataclass(frozen=True)
@@ -334,8 +259,8 @@ class Report:
     stats: Mapping[str, Scalar]
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _set(self, "stats", _record(self.stats, "stats"))
+        check_rid(self.rid)
+        set_field(self, "stats", record(self.stats, "stats"))
 
 
 @dataclass(frozen=True)
@@ -346,7 +271,7 @@ class Ok:
     rid: int
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
+        check_rid(self.rid)
 
 
 @dataclass(frozen=True)
@@ -361,11 +286,11 @@ class Entry:
     age: float
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
-        _set(self, "envelope", _blob(self.envelope, "envelope", empty=False))
-        _check_flag(self.fresh, "fresh")
-        _set(self, "age", _number(self.age, "age"))
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
+        set_field(self, "envelope", blob(self.envelope, "envelope", empty=False))
+        check_flag(self.fresh, "fresh")
+        set_field(self, "age", number(self.age, "age"))
 
 
 @dataclass(frozen=True)
@@ -377,8 +302,8 @@ class NotFound:
     entry_id: bytes
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
 
 
 @dataclass(frozen=True)
@@ -406,20 +331,20 @@ class LeaseReply:
     lease_ttl: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _check_entry_id(self.entry_id)
-        _check_choice(self.outcome, "outcome", LEASE_OUTCOMES)
-        _set(self, "envelope", _blob(self.envelope, "envelope", empty=True))
-        _check_flag(self.fresh, "fresh")
-        _set(self, "lease_ttl", _number(self.lease_ttl, "lease_ttl"))
+        check_rid(self.rid)
+        check_entry_id(self.entry_id)
+        check_choice(self.outcome, "outcome", LEASE_OUTCOMES)
+        set_field(self, "envelope", blob(self.envelope, "envelope", empty=True))
+        check_flag(self.fresh, "fresh")
+        set_field(self, "lease_ttl", number(self.lease_ttl, "lease_ttl"))
         if self.outcome in ("hit", "filled") and not self.envelope:
-            _fail(f"a {self.outcome!r} lease reply needs an envelope")
+            fail(f"a {self.outcome!r} lease reply needs an envelope")
         if self.fresh and not self.envelope:
-            _fail("fresh is meaningless without an envelope")
+            fail("fresh is meaningless without an envelope")
         if (self.lease_token is not None) != (self.outcome == "granted"):
-            _fail("lease_token comes with the 'granted' outcome and only with it")
+            fail("lease_token comes with the 'granted' outcome and only with it")
         if self.lease_token is not None:
-            _check_text(self.lease_token, "lease_token")
+            check_text(self.lease_token, "lease_token")
 
 
 @dataclass(frozen=True)
@@ -431,8 +356,8 @@ class StatsReply:
     stats: Mapping[str, Scalar]
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
-        _set(self, "stats", _record(self.stats, "stats"))
+        check_rid(self.rid)
+        set_field(self, "stats", record(self.stats, "stats"))
 
 
 @dataclass(frozen=True)
@@ -444,10 +369,10 @@ class PeersReply:
     peers: Sequence[Mapping[str, Scalar]]
 
     def __post_init__(self) -> None:
-        _check_rid(self.rid)
+        check_rid(self.rid)
         if not isinstance(self.peers, list | tuple):
-            _fail("peers must be a list")
-        _set(self, "peers", tuple(_record(peer, "a peer record") for peer in self.peers))
+            fail("peers must be a list")
+        set_field(self, "peers", tuple(record(peer, "a peer record") for peer in self.peers))
 
 
 @dataclass(frozen=True)
@@ -461,9 +386,9 @@ class Error:
 
     def __post_init__(self) -> None:
         if self.rid is not None:
-            _check_rid(self.rid)
-        _check_choice(self.code, "code", ERROR_CODES)
-        _check_text(self.message, "message", limit=MAX_ERROR_MESSAGE, empty=True)
+            check_rid(self.rid)
+        check_choice(self.code, "code", ERROR_CODES)
+        check_text(self.message, "message", limit=MAX_ERROR_MESSAGE, empty=True)
 
 
 Request: TypeAlias = (
