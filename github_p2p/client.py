@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import requests
 
@@ -29,13 +29,13 @@ from .errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from .pagination import next_page_url
+from .pagination import next_page
 from .policy import load_policy
 from .stats import Outcome, Stats
 from .store import LocalStore
 from .upstream import Upstream
 
-__all__ = ["Backend", "EndpointBackend", "EngineBackend", "GitHubClient"]
+__all__ = ["Backend", "EndpointBackend", "EngineBackend", "GitHubClient", "parse_json"]
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class GitHubClient:
 
         Raises :class:`GitHubHTTPError` (or :class:`RateLimitExceededError`) for an error status.
         """
-        return _parsed(self.request("GET", path, params=params, headers=headers), path)
+        return parse_json(self.request("GET", path, params=params, headers=headers), path)
 
     def paginate(self, path: str, *, params: Mapping[str, Any] | Query | None = None,
                  headers: Mapping[str, str] | None = None, max_pages: int = 1000
@@ -259,21 +259,12 @@ class GitHubClient:
         current_path, current_query = path, query
         for _ in range(max_pages):
             resp = self.request("GET", current_path, params=current_query, headers=headers)
-            yield from _items(_parsed(resp, current_path))
-            link = next((v for k, v in resp.headers.items() if k.lower() == "link"), None)
-            next_url = next_page_url(link)
-            if next_url is None:
+            yield from _items(parse_json(resp, current_path))
+            following = next_page(self.backend.base_url, resp.headers)
+            if following is None:
                 return
-            current_path, current_query = self._relative(next_url)
+            current_path, current_query = following
         raise UpstreamError(f"pagination of {path} did not end after {max_pages} pages")
-
-    def _relative(self, url: str) -> tuple[str, list[tuple[str, str]]]:
-        parts = urlsplit(url)
-        base_path = urlsplit(self.backend.base_url).path.rstrip("/")
-        path = parts.path
-        if base_path and path.startswith(base_path + "/"):
-            path = path[len(base_path):]
-        return path, parse_qsl(parts.query, keep_blank_values=True)
 
     def stats(self) -> dict[str, Any]:
         """Counters with the names of ``/_p2p/stats``."""
@@ -287,7 +278,13 @@ def _query(params: Mapping[str, Any] | Query | None) -> list[tuple[str, str]]:
     return [(str(k), str(v).lower() if isinstance(v, bool) else str(v)) for k, v in items]
 
 
-def _parsed(resp: CachedResponse, path: str) -> Any:
+def parse_json(resp: CachedResponse, what: str) -> Any:
+    """The JSON body of a successful answer (``None`` when empty).
+
+    Raises :class:`RateLimitExceededError` for an exhausted primary limit and
+    :class:`GitHubHTTPError` for any other error status or a body that is not JSON; ``what``
+    names the request in the message.
+    """
     if resp.status >= 400:
         try:
             message = str(json.loads(resp.body).get("message", ""))
@@ -295,11 +292,11 @@ def _parsed(resp: CachedResponse, path: str) -> Any:
             message = resp.body[:200].decode("utf-8", "replace")
         if resp.status in (403, 429) and resp.headers.get("x-ratelimit-remaining") == "0":
             reset = float(resp.headers.get("x-ratelimit-reset", "0") or 0)
-            raise RateLimitExceededError(resp.status, message, path, reset)
-        raise GitHubHTTPError(resp.status, message, path)
+            raise RateLimitExceededError(resp.status, message, what, reset)
+        raise GitHubHTTPError(resp.status, message, what)
     if not resp.body:
         return None
     try:
         return json.loads(resp.body)
     except ValueError as exc:
-        raise GitHubHTTPError(resp.status, "answer is not JSON", path) from exc
+        raise GitHubHTTPError(resp.status, "answer is not JSON", what) from exc

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["next_page_url", "parse_link_header"]
+__all__ = ["next_page", "next_page_url", "parse_link_header"]
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 _REL = re.compile(r'rel\s*=\s*"?([^";,]+)"?')
@@ -31,3 +33,23 @@ def parse_link_header(value: str | None) -> dict[str, str]:
 def next_page_url(value: str | None) -> str | None:
     """The ``rel="next"`` URL of a ``Link`` header, if any."""
     return parse_link_header(value).get("next")
+
+
+def next_page(base_url: str, headers: Mapping[str, str]
+              ) -> tuple[str, list[tuple[str, str]]] | None:
+    """The path (relative to ``base_url``) and query of the next page a response names.
+
+    ``None`` when its ``Link`` header has no ``rel="next"``. A GHES base such as
+    ``https://host/api/v3`` is stripped from the path, so the result can be requested again
+    through the same client.
+    """
+    link = next((v for k, v in headers.items() if k.lower() == "link"), None)
+    url = next_page_url(link)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    base_path = urlsplit(base_url).path.rstrip("/")
+    path = parts.path
+    if base_path and path.startswith(base_path + "/"):
+        path = path[len(base_path):]
+    return path, parse_qsl(parts.query, keep_blank_values=True)

@@ -7,7 +7,7 @@ import pytest
 from github_p2p.cachekey import make_cache_key, resource_tags
 from github_p2p.config import ClientSettings, resolve_secret
 from github_p2p.errors import ConfigError
-from github_p2p.pagination import next_page_url, parse_link_header
+from github_p2p.pagination import next_page, next_page_url, parse_link_header
 from github_p2p.policy import TtlPolicy, load_policy
 from github_p2p.ratelimit import RateLimit, RetrySettings, decide_retry
 
@@ -113,6 +113,16 @@ def test_link_header():
     assert next_page_url('<https://x/?page=4>; rel="prev"') is None
     assert next_page_url(None) is None
     assert next_page_url("garbage") is None
+
+
+def test_next_page_is_relative_to_the_base_url():
+    link = '<https://ghe.example/api/v3/repos/o/r/issues?per_page=7&page=2>; rel="next"'
+    assert next_page("https://ghe.example/api/v3", {"Link": link}) == (
+        "/repos/o/r/issues", [("per_page", "7"), ("page", "2")])
+    assert next_page("https://api.github.com", {"link": '<https://api.github.com/x?page=3>; '
+                                                        'rel="next"'}) == ("/x", [("page", "3")])
+    assert next_page("https://api.github.com", {"link": '<https://x/?page=1>; rel="prev"'}) is None
+    assert next_page("https://api.github.com", {}) is None
 
 
 # -- retry decisions -------------------------------------------------------------------------

@@ -28,14 +28,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, TextIO
-from urllib.parse import parse_qsl, urlsplit
 
 from ..client import EndpointBackend, EngineBackend, GitHubClient
 from ..config import DEFAULT_API_URL, ClientSettings, default_cache_dir, token_fingerprint
 from ..engine import CachedResponse
 from ..entry import CacheEntry
 from ..errors import ConfigError, UpstreamError
-from ..pagination import next_page_url
+from ..pagination import next_page
 from ..store import LocalStore
 from .ghenv import api_base, gh_host, gh_repo, gh_token, same_api
 from .output import JqError, join_pages, run_jq
@@ -177,22 +176,16 @@ class GhWrapper:
         query = list(request.query)
         if request.paginate and not any(k == "per_page" for k, _ in query):
             query.append(("per_page", "100"))  # as gh does
-        base_path = urlsplit(client.backend.base_url).path.rstrip("/")
         path = request.path
         for _ in range(_MAX_PAGES):
             page = client.request("GET", path, params=query, headers=headers)
             yield page
             if not request.paginate or page.status >= 400:
                 return
-            link = next((v for k, v in page.headers.items() if k.lower() == "link"), None)
-            url = next_page_url(link)
-            if url is None:
+            following = next_page(client.backend.base_url, page.headers)
+            if following is None:
                 return
-            parts = urlsplit(url)
-            path = parts.path
-            if base_path and path.startswith(base_path + "/"):
-                path = path[len(base_path):]
-            query = parse_qsl(parts.query, keep_blank_values=True)
+            path, query = following
         raise UpstreamError(f"pagination of {request.path} did not end")
 
     # -- read-only --json commands -----------------------------------------------------------

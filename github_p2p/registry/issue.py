@@ -15,7 +15,6 @@ Calls, with ``P`` = pages of comments (100 per page):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -23,13 +22,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from ..client import GitHubClient
+from ..client import GitHubClient, parse_json
 from ..engine import CachedResponse
-from ..errors import ConfigError, GitHubHTTPError, RateLimitExceededError, UpstreamError
+from ..errors import ConfigError, UpstreamError
 from ..keys import FleetKeys
-from ..pagination import next_page_url
+from ..pagination import next_page
 from .interface import RegistryCounters
 from .listing import Listing, classify
 from .record import RegistryRecord, comment_body, parse_comment, seal_record
@@ -111,42 +109,18 @@ class IssueRegistry:
         self.counters.add("api_calls", resp.upstream_calls)
         return resp
 
-    @staticmethod
-    def _check(resp: CachedResponse, what: str) -> Any:
-        if resp.status >= 400:
-            try:
-                message = str(json.loads(resp.body).get("message", ""))
-            except (ValueError, AttributeError):
-                message = ""
-            if resp.status in (403, 429) and resp.headers.get("x-ratelimit-remaining") == "0":
-                reset = float(resp.headers.get("x-ratelimit-reset", "0") or 0)
-                raise RateLimitExceededError(resp.status, message, what, reset)
-            raise GitHubHTTPError(resp.status, message, what)
-        if not resp.body:
-            return None
-        try:
-            return json.loads(resp.body)
-        except ValueError as exc:
-            raise UpstreamError(f"GitHub's answer to {what} is not JSON") from exc
-
     def _pages(self, path: str, params: list[tuple[str, str]]) -> Iterator[list[Any]]:
-        base_path = urlsplit(self.client.backend.base_url).path.rstrip("/")
         current, query = path, params
         for _ in range(self._max_pages):
             resp = self._call("GET", current, params=query)
-            page = self._check(resp, current)
+            page = parse_json(resp, current)
             if not isinstance(page, list):
                 raise UpstreamError(f"GitHub's answer to {current} is not a list")
             yield page
-            link = next((v for k, v in resp.headers.items() if k.lower() == "link"), None)
-            url = next_page_url(link)
-            if url is None:
+            following = next_page(self.client.backend.base_url, resp.headers)
+            if following is None:
                 return
-            parts = urlsplit(url)
-            current = parts.path
-            if base_path and current.startswith(base_path + "/"):
-                current = current[len(base_path):]
-            query = parse_qsl(parts.query, keep_blank_values=True)
+            current, query = following
         log.warning("the registry issue has more than %d pages of comments; read the first "
                     "ones only", self._max_pages)
 
@@ -171,7 +145,7 @@ class IssueRegistry:
         if not loc.create:
             raise ConfigError(f"no open issue titled {loc.title!r} with label {loc.label!r} "
                               f"in {loc.repo}")
-        created = self._check(
+        created = parse_json(
             self._call("POST", f"{self._repo_path}/issues",
                        body={"title": loc.title, "body": _ISSUE_BODY, "labels": [loc.label]}),
             "creating the registry issue")
@@ -225,12 +199,12 @@ class IssueRegistry:
                         # Gone (pruned, deleted by a maintainer) or not editable by this token.
                         self._forget(record.peer_id, comment_id)
                         continue
-                    self._check(resp, "updating the registry comment")
+                    parse_json(resp, "updating the registry comment")
                     kept = comment_id
                 else:
                     self._delete(record.peer_id, comment_id)
             if kept is None:
-                created = self._check(
+                created = parse_json(
                     self._call("POST", self._comments_path(), body={"body": body}),
                     "adding the registry comment")
                 kept = _field_int(created, "id", "the new registry comment")
@@ -247,7 +221,7 @@ class IssueRegistry:
     def _delete(self, peer_id: str, comment_id: int) -> bool:
         resp = self._call("DELETE", self._comment_path(comment_id))
         if resp.status not in (404, 410):
-            self._check(resp, "deleting a registry comment")
+            parse_json(resp, "deleting a registry comment")
         self._forget(peer_id, comment_id)
         return resp.status < 400
 
