@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from bench.fleet_micro import rss_mb
 from bench.workload import Workload, runner_distinct, unique_resources
 from github_p2p.demo import ModeResult, RunnerPlan, run_workload
 from github_p2p.errors import ConfigError, GitHubP2PError
@@ -141,13 +142,6 @@ class BenchReport:
 
 
 # -- measuring processes --------------------------------------------------------------------
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of ``pid`` in MiB (``VmRSS`` from ``/proc``)."""
-    from bench.fleet_micro import rss_mb as vm_rss
-
-    return vm_rss(pid)
-
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
