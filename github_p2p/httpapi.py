@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
@@ -67,9 +67,10 @@ def _loopback(host: str | None) -> bool:
 
 
 def _host_ok(request: Request) -> bool:
-    host = request.headers.get("host", "")
-    name = host.rsplit(":", 1)[0].strip("[]") if host.count(":") <= 1 or host.startswith("[") \
-        else host
+    try:
+        name = urlsplit("//" + request.headers.get("host", "")).hostname
+    except ValueError:  # an unbalanced "[" and the like: not a Host we serve
+        return False
     return _loopback(name)
 
 

@@ -196,12 +196,12 @@ def test_loopback_callers_are_served(world):
     # Any 127.0.0.0/8 source is loopback: the daemon binds 127.0.0.1, so nothing else can
     # reach it; a Host of localhost or [::1] is accepted.
     for source, host in (("127.0.0.2", b"127.0.0.1"), ("127.0.0.1", b"localhost"),
-                         ("127.0.0.1", b"[::1]:8080")):
+                         ("127.0.0.1", b"[::1]:8080"), ("127.0.0.1", b"[::1]")):
         answer = raw(port_of(peer), request(b"/repos/octo/hello", host=host), source=source)
         assert status(answer) == 200 and b"x-github-p2p-cache" in answer.lower()
     # HTTP/1.0 without a Host header cannot prove it is loopback: refused.
     assert status(raw(port_of(peer), b"GET /repos/octo/hello HTTP/1.0\r\n\r\n")) == 403
-    assert node_stats(peer)["requests"] == before + 3
+    assert node_stats(peer)["requests"] == before + 4
     assert session().get(peer.endpoint + "/_p2p/health", timeout=30).status_code == 200
     assert peer.process.poll() is None
 
