@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from github_p2p.localfleet import free_port
+from github_p2p.testing.localfleet import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "scripts" / "action"

@@ -39,10 +39,10 @@ import requests
 
 from bench.fleet_micro import rss_mb
 from bench.workload import Workload, runner_distinct, unique_resources
-from github_p2p.demo import ModeResult, RunnerPlan, run_workload
+from github_p2p.cli.demo import ModeResult, RunnerPlan, run_workload
 from github_p2p.errors import ConfigError, GitHubP2PError
-from github_p2p.localfleet import LocalFleet, NodeProcess
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 if TYPE_CHECKING:
     from bench.microbench import MicroResult

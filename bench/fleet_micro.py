@@ -27,9 +27,9 @@ import requests
 import trio
 
 from bench.stats import percentile, summary_ms
-from github_p2p.keys import derive_network_key
-from github_p2p.localfleet import LocalFleet
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.core.keys import derive_network_key
+from github_p2p.testing.localfleet import LocalFleet
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 SECRET = "bench-fleet-secret-0001"
 

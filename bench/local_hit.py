@@ -18,7 +18,7 @@ import requests
 from bench.stats import percentile, summary_ms
 from github_p2p import GitHubClient
 from github_p2p.config import ClientSettings
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 
 def main() -> None:

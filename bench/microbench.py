@@ -20,10 +20,10 @@ from bench.fleet_micro import _prefill, _timed_get, run_clients
 from bench.stats import percentile
 from github_p2p import GitHubClient
 from github_p2p.config import ClientSettings
+from github_p2p.core.keys import derive_network_key
 from github_p2p.errors import GitHubP2PError
-from github_p2p.keys import derive_network_key
-from github_p2p.localfleet import NodeProcess
-from github_p2p.simulator import GitHubSimulator
+from github_p2p.testing.localfleet import NodeProcess
+from github_p2p.testing.simulator import GitHubSimulator
 
 __all__ = ["MicroResult", "run_micro"]
 

@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from github_p2p.demo import RunnerPlan
+from github_p2p.cli.demo import RunnerPlan
 from github_p2p.errors import ConfigError
 
 __all__ = ["Workload", "catalogue", "runner_distinct", "unique_resources", "zipf_weights"]

@@ -9,10 +9,11 @@ The public Python API::
 
 from __future__ import annotations
 
-from .client import GitHubClient
-from .config import ClientSettings
-from .engine import CachedResponse
-from .errors import (
+from github_p2p.cache.client import GitHubClient
+from github_p2p.cache.engine import CachedResponse
+from github_p2p.config import ClientSettings
+from github_p2p.core.stats import Outcome
+from github_p2p.errors import (
     ConfigError,
     GitHubHTTPError,
     GitHubP2PError,
@@ -20,7 +21,6 @@ from .errors import (
     RateLimitExceededError,
     UpstreamError,
 )
-from .stats import Outcome
 
 __all__ = [
     "CachedResponse",
@@ -33,6 +33,8 @@ __all__ = [
     "Outcome",
     "RateLimitExceededError",
     "UpstreamError",
+    "__version__",
 ]
 
-__version__ = "0.1.0"
+#: The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.2.0"

@@ -10,14 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
-from .ratelimit import RetrySettings
+from github_p2p.core.ratelimit import RetrySettings
+from github_p2p.errors import ConfigError
 
 __all__ = [
     "DEFAULT_API_URL",
     "ClientSettings",
     "SecretResolution",
     "default_cache_dir",
+    "hub_network_key",
     "resolve_secret",
     "token_fingerprint",
 ]
@@ -58,6 +59,27 @@ def resolve_secret(env: Mapping[str, str]) -> SecretResolution:
                 )
             return SecretResolution(token, name, warning)
     return SecretResolution(None, "none", "no fleet secret: the fleet cache is disabled")
+
+
+def hub_network_key(env: Mapping[str, str]) -> bytes:
+    """The hub's libp2p network key: ``GITHUB_P2P_NETWORK_KEY`` (64 hex characters: a blind
+    hub), else derived from ``GITHUB_P2P_SECRET``. Raises :class:`ConfigError` when neither is
+    usable."""
+    from github_p2p.core.keys import derive_network_key
+
+    explicit = env.get("GITHUB_P2P_NETWORK_KEY", "").strip()
+    if explicit:
+        try:
+            key = bytes.fromhex(explicit)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError("GITHUB_P2P_NETWORK_KEY must be 64 hex characters")
+        return key
+    secret = env.get("GITHUB_P2P_SECRET", "").strip()
+    if not secret:
+        raise ConfigError("set GITHUB_P2P_SECRET (or GITHUB_P2P_NETWORK_KEY) for the hub")
+    return derive_network_key(secret)
 
 
 def token_fingerprint(token: str) -> str:

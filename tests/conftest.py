@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 
 from github_p2p import GitHubClient, GitHubHTTPError, Outcome
 from github_p2p.config import ClientSettings
+from github_p2p.core.ratelimit import RetrySettings
 from github_p2p.errors import UpstreamUnavailableError
-from github_p2p.ratelimit import RetrySettings
 
 TOKEN = "ghs_integrationtoken0001"
 REPO = "/repos/octo/hello"
@@ -119,7 +119,7 @@ def test_secondary_limit_is_waited_out_not_hammered(sim, tmp_path):
 
 
 def test_primary_limit_far_away_is_not_waited_for(sim, tmp_path):
-    from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+    from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
     with GitHubSimulator(SimulatorConfig(rate_limit=2)) as small:
         # A personal token has one budget for every repository.

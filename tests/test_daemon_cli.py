@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from github_p2p import GitHubClient, Outcome
-from github_p2p.localfleet import LocalFleet, free_port
+from github_p2p.testing.localfleet import LocalFleet, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def test_two_hubs_split_ids_and_fail_over(sim, tmp_path):
 
 
 def test_invalidate_endpoint_forgets_a_path_written_elsewhere(sim, tmp_path):
-    from github_p2p.client import EndpointBackend
+    from github_p2p.cache.client import EndpointBackend
 
     path = "/repos/octo/hello/issues/3"
     with LocalFleet(sim.url, workdir=tmp_path) as fleet:

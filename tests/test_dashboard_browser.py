@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from github_p2p.localfleet import LocalFleet, NodeProcess
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

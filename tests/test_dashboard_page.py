@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from github_p2p.httpapi import build_app
+from github_p2p.nodes.endpoint import build_app
 
 
 class FakeNode:
@@ -44,7 +44,7 @@ def client(app: Any, host: str = "127.0.0.1") -> httpx.AsyncClient:
 
 
 def page_text() -> str:
-    return resources.files("github_p2p").joinpath("static/dashboard.html").read_text("utf-8")
+    return resources.files("github_p2p.nodes").joinpath("static/dashboard.html").read_text("utf-8")
 
 
 def test_the_page_is_package_data_and_self_contained() -> None:

@@ -1,10 +1,10 @@
-"""The hub's fleet totals from runner reports (pure: github_p2p.hub.reports)."""
+"""The hub's fleet totals from runner reports (pure: github_p2p.nodes.hub.reports)."""
 
 from __future__ import annotations
 
 import pytest
 
-from github_p2p.hub.reports import FLEET_COUNTERS, FleetReports
+from github_p2p.nodes.hub.reports import FLEET_COUNTERS, FleetReports
 
 
 def snapshot(requests: int, made: int, **more: object) -> dict[str, object]:

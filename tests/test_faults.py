@@ -33,9 +33,9 @@ from test_faults_support import (
     wait_until,
 )
 
-from github_p2p.localfleet import LocalFleet, NodeProcess, free_port
 from github_p2p.p2p.identity import load_or_create_identity
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess, free_port
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

@@ -29,13 +29,13 @@ from test_faults_support import (
     rss_mb,
 )
 
-from github_p2p.keys import derive_network_key
-from github_p2p.localfleet import LocalFleet, NodeProcess
+from github_p2p.core.keys import derive_network_key
 from github_p2p.p2p.channel import MessageChannel
 from github_p2p.p2p.host import HostSettings, RunningHost, dial, running_host
 from github_p2p.p2p.messages import Get, Ok, Put
 from github_p2p.p2p.wire import PROTOCOL_ID, encode
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

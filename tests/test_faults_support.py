@@ -2,9 +2,9 @@
 
 ``test_faults*``, ``test_hostile*``, ``test_load*`` and ``test_secrets*`` run real processes on
 loopback: the GitHub simulator in the test process, a hub and runner peers as ``github-p2p``
-subprocesses (:class:`~github_p2p.localfleet.LocalFleet`). The machine they run on is small and
-shared, so every wait here is bounded but generous, and no test asserts a tight timing: they
-assert counts.
+subprocesses (:class:`~github_p2p.testing.localfleet.LocalFleet`). The machine they run on is
+small and shared, so every wait here is bounded but generous, and no test asserts a tight timing:
+they assert counts.
 
 The invariants every fault test checks:
 
@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import requests
 
-from github_p2p.localfleet import LocalFleet, NodeProcess
-from github_p2p.simulator import GitHubSimulator
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.simulator import GitHubSimulator
 
 #: ``GITHUB_P2P_HEAVY_TESTS=1`` runs the full-size load variants (minutes on two cores).
 HEAVY = os.environ.get("GITHUB_P2P_HEAVY_TESTS") == "1"

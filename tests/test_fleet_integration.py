@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
-from github_p2p.localfleet import LocalFleet
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

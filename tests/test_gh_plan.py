@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from github_p2p.ghwrap.flags import Flag, parse_flags
-from github_p2p.ghwrap.ghenv import api_base, gh_host, gh_repo, gh_token
-from github_p2p.ghwrap.output import join_pages, run_jq
-from github_p2p.ghwrap.plan import ApiGet, CachedRun, PassThrough, plan
+from github_p2p.cli.gh.flags import Flag, parse_flags
+from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token
+from github_p2p.cli.gh.output import join_pages, run_jq
+from github_p2p.cli.gh.plan import ApiGet, CachedRun, PassThrough, plan
 
 
 def test_gh_api_gets_are_served() -> None:

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from github_p2p.cli.gh import GhWrapper
 from github_p2p.errors import ConfigError
-from github_p2p.ghwrap import GhWrapper
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 REPO = "octo/hello"
 TOKEN = "ghp_wrappertoken01"

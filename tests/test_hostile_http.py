@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from test_faults_support import START, node_stats, session
 
-from github_p2p.httpapi import MAX_BODY, build_app
-from github_p2p.localfleet import LocalFleet, NodeProcess
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.nodes.endpoint import MAX_BODY, build_app
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

@@ -40,10 +40,10 @@ from test_faults_support import (
     session,
 )
 
-from github_p2p.cachekey import make_cache_key
-from github_p2p.entry import CacheEntry
-from github_p2p.keys import derive_fleet_keys, derive_network_key, entry_id
-from github_p2p.localfleet import LocalFleet
+from github_p2p.core.cachekey import make_cache_key
+from github_p2p.core.entry import CacheEntry
+from github_p2p.core.keys import derive_fleet_keys, derive_network_key, entry_id
+from github_p2p.core.sealing import seal_entry
 from github_p2p.p2p.channel import MessageChannel
 from github_p2p.p2p.host import HostSettings, RunningHost, dial, running_host
 from github_p2p.p2p.messages import (
@@ -60,8 +60,8 @@ from github_p2p.p2p.messages import (
     StatsReply,
 )
 from github_p2p.p2p.wire import PROTOCOL_ID, FrameDecoder, encode
-from github_p2p.sealing import seal_entry
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from github_p2p.hub.blindstore import BlindStore
-from github_p2p.hub.leases import LeaseBoard
+from github_p2p.nodes.hub.blindstore import BlindStore
+from github_p2p.nodes.hub.leases import LeaseBoard
 
 ID = bytes(range(32))
 TAG = bytes(32 * [7])

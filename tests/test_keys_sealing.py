@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from github_p2p.entry import CacheEntry, decode_entry, encode_entry
+from github_p2p.core.entry import CacheEntry, decode_entry, encode_entry
+from github_p2p.core.keys import derive_fleet_keys, derive_network_key, entry_id
+from github_p2p.core.sealing import open_entry, seal_entry
 from github_p2p.errors import (
     ConfigError,
     DigestMismatchError,
@@ -18,8 +20,6 @@ from github_p2p.errors import (
     TamperedEntryError,
     WrongEntryIdError,
 )
-from github_p2p.keys import derive_fleet_keys, derive_network_key, entry_id
-from github_p2p.sealing import open_entry, seal_entry
 
 FAST = 1000  # iterations: the real count is slow on purpose, and the tests need speed
 
@@ -152,7 +152,11 @@ def test_entry_round_trip_property(body, status, etag):
 
 
 def test_master_split_matches_one_shot_helpers():
-    from github_p2p.keys import derive_master_key, fleet_keys_from_master, network_key_from_master
+    from github_p2p.core.keys import (
+        derive_master_key,
+        fleet_keys_from_master,
+        network_key_from_master,
+    )
 
     master = derive_master_key("correct horse battery", iterations=FAST)
     assert fleet_keys_from_master(master, "s") == derive_fleet_keys(

@@ -35,8 +35,7 @@ from test_faults_support import (
     wait_until,
 )
 
-from github_p2p.keys import derive_network_key
-from github_p2p.localfleet import LocalFleet
+from github_p2p.core.keys import derive_network_key
 from github_p2p.p2p.channel import MessageChannel
 from github_p2p.p2p.host import (
     ALL_WORKAROUNDS,
@@ -49,7 +48,8 @@ from github_p2p.p2p.host import (
 from github_p2p.p2p.messages import Entry, Hello, Ok, Put
 from github_p2p.p2p.messages import Get as GetMessage
 from github_p2p.p2p.wire import PROTOCOL_ID
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

@@ -18,13 +18,13 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from github_p2p.config import ClientSettings
-from github_p2p.httpapi import build_app
-from github_p2p.hub.service import HubService, HubSettings
-from github_p2p.keys import derive_master_key, network_key_from_master
-from github_p2p.localfleet import free_port
+from github_p2p.core.keys import derive_master_key, network_key_from_master
+from github_p2p.nodes.endpoint import build_app
+from github_p2p.nodes.hub.service import HubService, HubSettings
+from github_p2p.nodes.peer import PeerDaemon, PeerSettings
+from github_p2p.nodes.runtime import serve_http
 from github_p2p.p2p.link import LinkSettings
-from github_p2p.peer.daemon import PeerDaemon, PeerSettings
-from github_p2p.runtime import serve_http
+from github_p2p.testing.localfleet import free_port
 
 SECRET = "metrics-test-fleet-secret"
 ITERATIONS = 1000  # the real 600,000 would cost seconds per node for nothing here

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from github_p2p.cachekey import make_cache_key, resource_tags
 from github_p2p.config import ClientSettings, resolve_secret
+from github_p2p.core.cachekey import make_cache_key, resource_tags
+from github_p2p.core.pagination import next_page, next_page_url, parse_link_header
+from github_p2p.core.policy import TtlPolicy, load_policy
+from github_p2p.core.ratelimit import RateLimit, RetrySettings, decide_retry
 from github_p2p.errors import ConfigError
-from github_p2p.pagination import next_page, next_page_url, parse_link_header
-from github_p2p.policy import TtlPolicy, load_policy
-from github_p2p.ratelimit import RateLimit, RetrySettings, decide_retry
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 BASE = "https://api.github.com"

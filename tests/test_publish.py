@@ -15,12 +15,11 @@ import pytest
 import requests
 from nacl.public import PrivateKey, SealedBox
 
-from github_p2p.client import GitHubClient
+from github_p2p.cache.client import GitHubClient
 from github_p2p.config import ClientSettings
+from github_p2p.core.keys import derive_network_key
 from github_p2p.errors import ConfigError, GitHubHTTPError, GitHubP2PError
-from github_p2p.keys import derive_network_key
-from github_p2p.localfleet import LocalFleet, NodeProcess, free_port
-from github_p2p.publish import (
+from github_p2p.nodes.hub.publish import (
     SECRET_NAME,
     announced_addresses,
     bootstrap_secret_value,
@@ -29,6 +28,7 @@ from github_p2p.publish import (
     publisher_from_env,
     seal,
 )
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess, free_port
 
 PEER = "12D3KooWLSGfDEL8KTc2yFQRXJN97RrfLUHojkJFib9PL3E4CPsL"
 OTHER = "12D3KooWHgGnK9B87rGfM5EqyCvatTPFJjdzRZGSHvtFNGo9j7g3"

@@ -12,8 +12,9 @@ import pytest
 import requests
 import trio
 
-from github_p2p.client import GitHubClient
+from github_p2p.cache.client import GitHubClient
 from github_p2p.config import ClientSettings
+from github_p2p.core.keys import FleetKeys
 from github_p2p.errors import (
     ConfigError,
     EnvelopeFormatError,
@@ -21,7 +22,6 @@ from github_p2p.errors import (
     TamperedEntryError,
     WrongEntryIdError,
 )
-from github_p2p.keys import FleetKeys
 from github_p2p.registry import (
     FileRegistry,
     HeartbeatSettings,
@@ -45,7 +45,7 @@ from github_p2p.registry.record import (
     peer_tag,
     seal_record,
 )
-from github_p2p.simulator import GitHubSimulator
+from github_p2p.testing.simulator import GitHubSimulator
 
 NOW = 1_800_000_000.0
 REPO = "octo/hello"

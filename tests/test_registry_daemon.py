@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from github_p2p.keys import derive_network_key
-from github_p2p.localfleet import LocalFleet
+from github_p2p.core.keys import derive_network_key
 from github_p2p.registry import RegistryRecord, registry_keys
 from github_p2p.registry.record import comment_body, seal_record
-from github_p2p.simulator import GitHubSimulator
+from github_p2p.testing.localfleet import LocalFleet
+from github_p2p.testing.simulator import GitHubSimulator
 
 pytestmark = pytest.mark.slow
 

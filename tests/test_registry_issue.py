@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from github_p2p.client import GitHubClient
+from github_p2p.cache.client import GitHubClient
 from github_p2p.config import ClientSettings
 from github_p2p.errors import ConfigError, GitHubHTTPError
 from github_p2p.registry import (
@@ -26,7 +26,7 @@ from github_p2p.registry import (
     registry_keys,
 )
 from github_p2p.registry.record import comment_body, peer_tag, seal_record
-from github_p2p.simulator import GitHubSimulator
+from github_p2p.testing.simulator import GitHubSimulator
 
 NOW = 1_800_000_000.0
 REPO = "octo/hello"

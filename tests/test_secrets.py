@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from test_faults_support import START, auth, contents, figures, node_stats, session
 
-from github_p2p.keys import (
+from github_p2p.core.keys import (
     derive_master_key,
     fleet_keys_from_master,
     network_key_from_master,
 )
-from github_p2p.localfleet import LocalFleet, NodeProcess, free_port
-from github_p2p.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess, free_port
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
 

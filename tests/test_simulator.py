@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from github_p2p.simulator import GitHubSimulator, SimulatorClient, SimulatorConfig
-from github_p2p.simulator.testing import ManualClock, seal_secret
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorClient, SimulatorConfig
+from github_p2p.testing.simulator.testing import ManualClock, seal_secret
 
 TOKEN_A = "ghp_alice"
 TOKEN_B = "ghp_bob"

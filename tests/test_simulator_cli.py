@@ -1,4 +1,4 @@
-"""``python -m github_p2p.simulator`` as a real process, and HTTPS with a test CA."""
+"""``python -m github_p2p.testing.simulator`` as a real process, and HTTPS with a test CA."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from github_p2p.simulator import GitHubSimulator, SimulatorClient, SimulatorConfig
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorClient, SimulatorConfig
 
 
 def wait_for(path: Path, timeout: float = 10.0) -> dict[str, str]:
@@ -37,7 +37,7 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "github_p2p.simulator",
+            "github_p2p.testing.simulator",
             "--port",
             "0",
             "--rate-limit",
@@ -68,7 +68,7 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
 
 def test_cli_rejects_bad_usage() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "github_p2p.simulator", "--latency", "-1"],
+        [sys.executable, "-m", "github_p2p.testing.simulator", "--latency", "-1"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -6,13 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.public import PrivateKey
 
-from github_p2p.simulator.actions_secrets import SecretVault
-from github_p2p.simulator.conditional import http_date, is_not_modified, token_etag
-from github_p2p.simulator.config import SimulatorConfig
-from github_p2p.simulator.pagination import paginate
-from github_p2p.simulator.ratelimit import RateLimiter
-from github_p2p.simulator.service import bearer_token
-from github_p2p.simulator.state import SimulatorState, later
+from github_p2p.testing.simulator.actions_secrets import SecretVault
+from github_p2p.testing.simulator.conditional import http_date, is_not_modified, token_etag
+from github_p2p.testing.simulator.config import SimulatorConfig
+from github_p2p.testing.simulator.pagination import paginate
+from github_p2p.testing.simulator.ratelimit import RateLimiter
+from github_p2p.testing.simulator.service import bearer_token
+from github_p2p.testing.simulator.state import SimulatorState, later
 
 
 @given(

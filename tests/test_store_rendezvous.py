@@ -6,9 +6,9 @@ import multiprocessing
 import os
 from collections import Counter
 
-from github_p2p.entry import CacheEntry
+from github_p2p.cache.localstore import LocalStore
+from github_p2p.core.entry import CacheEntry
 from github_p2p.p2p.rendezvous import rank_hubs
-from github_p2p.store import LocalStore
 
 
 def entry(n: int = 0, body: bytes = b"{}") -> CacheEntry:

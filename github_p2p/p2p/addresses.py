@@ -12,7 +12,7 @@ import re
 
 from multiaddr import Multiaddr
 
-from ..errors import ConfigError
+from github_p2p.errors import ConfigError
 
 __all__ = ["is_host", "parse_bootstrap_peers", "tcp_multiaddr"]
 

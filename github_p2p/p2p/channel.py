@@ -14,9 +14,9 @@ from typing import Any
 import trio
 from libp2p.io.exceptions import IOException
 
-from ..errors import FleetUnavailableError
-from .messages import Message
-from .wire import FrameDecoder, WireLimits, encode
+from github_p2p.errors import FleetUnavailableError
+from github_p2p.p2p.messages import Message
+from github_p2p.p2p.wire import FrameDecoder, WireLimits, encode
 
 __all__ = ["MessageChannel"]
 

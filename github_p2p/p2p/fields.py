@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, NoReturn, TypeAlias
 
-from ..errors import LocalProtocolError
+from github_p2p.errors import LocalProtocolError
 
 __all__ = [
     "ENTRY_ID_SIZE",

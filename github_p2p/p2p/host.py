@@ -103,9 +103,9 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
-from ..errors import ConfigError, FleetUnavailableError
-from .addresses import is_host, parse_bootstrap_peers, tcp_multiaddr
-from .identity import load_or_create_identity
+from github_p2p.errors import ConfigError, FleetUnavailableError
+from github_p2p.p2p.addresses import is_host, parse_bootstrap_peers, tcp_multiaddr
+from github_p2p.p2p.identity import load_or_create_identity
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup

@@ -25,7 +25,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.crypto.serialization import deserialize_private_key
 
-from ..errors import ConfigError
+from github_p2p.errors import ConfigError
 
 __all__ = ["load_or_create_identity"]
 

@@ -21,11 +21,11 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID as PeerID
 
-from ..errors import FleetUnavailableError, LocalProtocolError, RemoteProtocolError
-from .channel import MessageChannel
-from .host import RunningHost, dial
-from .messages import Error, Hello, Ok, Report, Request, Response, Scalar
-from .wire import PROTOCOL_ID
+from github_p2p.errors import FleetUnavailableError, LocalProtocolError, RemoteProtocolError
+from github_p2p.p2p.channel import MessageChannel
+from github_p2p.p2p.host import RunningHost, dial
+from github_p2p.p2p.messages import Error, Hello, Ok, Report, Request, Response, Scalar
+from github_p2p.p2p.wire import PROTOCOL_ID
 
 __all__ = ["HubLink", "LinkSettings"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, TypeAlias, get_args
 
-from ..errors import LocalProtocolError, RemoteProtocolError
-from .fields import (
+from github_p2p.errors import LocalProtocolError, RemoteProtocolError
+from github_p2p.p2p.fields import (
     ENTRY_ID_SIZE,
     MAX_RID,
     MAX_TEXT,

@@ -2,7 +2,7 @@
 
 :class:`FleetRouter` sends each id to its rendezvous-preferred connected hub and falls over to
 the next when that hub fails. :class:`TrioFleetCache` exposes it to the (threaded, synchronous)
-:class:`~github_p2p.engine.CacheEngine` as a :class:`~github_p2p.fleet.FleetCache`.
+:class:`~github_p2p.cache.engine.CacheEngine` as a :class:`~github_p2p.cache.fleet.FleetCache`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from ..errors import FleetUnavailableError
-from ..fleet import LeaseOutcome, LeaseResult
-from .link import HubLink
-from .messages import Delete, Lease, LeaseReply, Put, Release, Request, Response
-from .rendezvous import rank_hubs
+from github_p2p.cache.fleet import LeaseOutcome, LeaseResult
+from github_p2p.errors import FleetUnavailableError
+from github_p2p.p2p.link import HubLink
+from github_p2p.p2p.messages import Delete, Lease, LeaseReply, Put, Release, Request, Response
+from github_p2p.p2p.rendezvous import rank_hubs
 
 __all__ = ["FleetRouter", "TrioFleetCache"]
 
@@ -96,27 +96,27 @@ class FleetRouter:
 
 
 class TrioFleetCache:
-    """A :class:`~github_p2p.fleet.FleetCache` for worker threads of a trio program."""
+    """A :class:`~github_p2p.cache.fleet.FleetCache` for worker threads of a trio program."""
 
     def __init__(self, router: FleetRouter, trio_token: trio.lowlevel.TrioToken) -> None:
         self.router = router
         self._token = trio_token
 
     def lease(self, entry_id: bytes, wait: float) -> LeaseResult:
-        """See :class:`~github_p2p.fleet.FleetCache`."""
+        """See :class:`~github_p2p.cache.fleet.FleetCache`."""
         return trio.from_thread.run(self.router.lease, entry_id, wait, trio_token=self._token)
 
     def put(self, entry_id: bytes, envelope: bytes, *, fresh_ttl: float, keep_ttl: float,
             lease_token: str | None, tag: bytes | None) -> None:
-        """See :class:`~github_p2p.fleet.FleetCache`."""
+        """See :class:`~github_p2p.cache.fleet.FleetCache`."""
         trio.from_thread.run(self.router.put, entry_id, envelope, fresh_ttl, keep_ttl,
                              lease_token, tag, trio_token=self._token)
 
     def release(self, entry_id: bytes, lease_token: str) -> None:
-        """See :class:`~github_p2p.fleet.FleetCache`."""
+        """See :class:`~github_p2p.cache.fleet.FleetCache`."""
         trio.from_thread.run(self.router.release, entry_id, lease_token,
                              trio_token=self._token)
 
     def invalidate(self, ids: Sequence[bytes]) -> None:
-        """See :class:`~github_p2p.fleet.FleetCache`."""
+        """See :class:`~github_p2p.cache.fleet.FleetCache`."""
         trio.from_thread.run(self.router.invalidate, list(ids), trio_token=self._token)

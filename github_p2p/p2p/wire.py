@@ -50,8 +50,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
-from .messages import (
+from github_p2p.errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from github_p2p.p2p.messages import (
     ENTRY_ID_SIZE,
     ERROR_CODES,
     LEASE_OUTCOMES,

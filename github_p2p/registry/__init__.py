@@ -8,13 +8,19 @@
 
 from __future__ import annotations
 
-from .agent import Heartbeat, HeartbeatSettings, RegistryAgent
-from .files import FileRegistry
-from .interface import Registry, RegistryCounters
-from .issue import IssueLocation, IssueRegistry
-from .listing import Found, Listing, classify
-from .options import HubRegistrySetup, RegistryOptions, hubs_to_dial, node_agent, open_registry
-from .record import NodeIdentity, RegistryRecord, SealedRecord, registry_keys
+from github_p2p.registry.agent import Heartbeat, HeartbeatSettings, RegistryAgent
+from github_p2p.registry.files import FileRegistry
+from github_p2p.registry.interface import Registry, RegistryCounters
+from github_p2p.registry.issue import IssueLocation, IssueRegistry
+from github_p2p.registry.listing import Found, Listing, classify
+from github_p2p.registry.options import (
+    HubRegistrySetup,
+    RegistryOptions,
+    hubs_to_dial,
+    node_agent,
+    open_registry,
+)
+from github_p2p.registry.record import NodeIdentity, RegistryRecord, SealedRecord, registry_keys
 
 __all__ = [
     "FileRegistry",

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import trio
 
-from ..errors import ConfigError, GitHubP2PError
-from .interface import Registry
-from .listing import Listing
-from .record import NodeIdentity
+from github_p2p.errors import ConfigError, GitHubP2PError
+from github_p2p.registry.interface import Registry
+from github_p2p.registry.listing import Listing
+from github_p2p.registry.record import NodeIdentity
 
 __all__ = ["Heartbeat", "HeartbeatSettings", "RegistryAgent"]
 

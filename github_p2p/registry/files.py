@@ -16,11 +16,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..keys import FleetKeys
-from .interface import RegistryCounters
-from .listing import Listing, classify
-from .record import MAX_DOCUMENT, RegistryRecord, file_document, parse_file, peer_tag, seal_record
+from github_p2p.core.keys import FleetKeys
+from github_p2p.errors import ConfigError
+from github_p2p.registry.interface import RegistryCounters
+from github_p2p.registry.listing import Listing, classify
+from github_p2p.registry.record import (
+    MAX_DOCUMENT,
+    RegistryRecord,
+    file_document,
+    parse_file,
+    peer_tag,
+    seal_record,
+)
 
 __all__ = ["FileRegistry"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from .listing import Listing
-from .record import RegistryRecord
+from github_p2p.registry.listing import Listing
+from github_p2p.registry.record import RegistryRecord
 
 __all__ = ["COUNTERS", "GAUGES", "Registry", "RegistryCounters"]
 

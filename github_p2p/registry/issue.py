@@ -23,14 +23,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import GitHubClient, parse_json
-from ..engine import CachedResponse
-from ..errors import ConfigError, UpstreamError
-from ..keys import FleetKeys
-from ..pagination import next_page
-from .interface import RegistryCounters
-from .listing import Listing, classify
-from .record import RegistryRecord, comment_body, parse_comment, seal_record
+from github_p2p.cache.client import GitHubClient, parse_json
+from github_p2p.cache.engine import CachedResponse
+from github_p2p.core.keys import FleetKeys
+from github_p2p.core.pagination import next_page
+from github_p2p.errors import ConfigError, UpstreamError
+from github_p2p.registry.interface import RegistryCounters
+from github_p2p.registry.listing import Listing, classify
+from github_p2p.registry.record import RegistryRecord, comment_body, parse_comment, seal_record
 
 __all__ = ["DEFAULT_LABEL", "DEFAULT_TITLE", "IssueLocation", "IssueRegistry"]
 

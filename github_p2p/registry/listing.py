@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..errors import EnvelopeFormatError, IntegrityError
-from ..keys import FleetKeys
-from .record import RegistryRecord, SealedRecord, open_record
+from github_p2p.core.keys import FleetKeys
+from github_p2p.errors import EnvelopeFormatError, IntegrityError
+from github_p2p.registry.record import RegistryRecord, SealedRecord, open_record
 
 __all__ = ["Found", "Listing", "classify"]
 

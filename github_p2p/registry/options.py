@@ -8,16 +8,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..client import GitHubClient
-from ..config import ClientSettings
-from ..errors import ConfigError
-from ..keys import FleetKeys
-from .agent import HeartbeatSettings, RegistryAgent
-from .files import FileRegistry
-from .interface import Registry
-from .issue import DEFAULT_LABEL, DEFAULT_TITLE, IssueLocation, IssueRegistry
-from .listing import Listing
-from .record import NodeIdentity, RegistryRecord, registry_keys
+from github_p2p.cache.client import GitHubClient
+from github_p2p.config import ClientSettings
+from github_p2p.core.keys import FleetKeys
+from github_p2p.errors import ConfigError
+from github_p2p.registry.agent import HeartbeatSettings, RegistryAgent
+from github_p2p.registry.files import FileRegistry
+from github_p2p.registry.interface import Registry
+from github_p2p.registry.issue import DEFAULT_LABEL, DEFAULT_TITLE, IssueLocation, IssueRegistry
+from github_p2p.registry.listing import Listing
+from github_p2p.registry.record import NodeIdentity, RegistryRecord, registry_keys
 
 __all__ = ["HubRegistrySetup", "RegistryOptions", "hubs_to_dial", "node_agent", "open_registry"]
 

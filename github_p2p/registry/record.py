@@ -31,9 +31,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import ConfigError, EnvelopeFormatError, WrongEntryIdError
-from ..keys import KEY_VERSION, FleetKeys, entry_id
-from ..sealing import open_envelope, seal
+from github_p2p.core.keys import KEY_VERSION, FleetKeys, entry_id
+from github_p2p.core.sealing import open_envelope, seal
+from github_p2p.errors import ConfigError, EnvelopeFormatError, WrongEntryIdError
 
 __all__ = [
     "MAX_DOCUMENT",

@@ -56,7 +56,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
     tmp = tmp_path_factory.mktemp("fleet")
     procs = []
     try:
-        sim = subprocess.Popen([sys.executable, "-m", "github_p2p.simulator",
+        sim = subprocess.Popen([sys.executable, "-m", "github_p2p.testing.simulator",
                                 "--ready-file", str(tmp / "sim.json")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(sim)

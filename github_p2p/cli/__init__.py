@@ -1,0 +1,1 @@
+"""The ``github-p2p`` command line."""

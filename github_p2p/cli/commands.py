@@ -1,0 +1,268 @@
+"""Subcommands beyond ``api``: registered here so cli.py stays a thin dispatcher."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from github_p2p.cli import registry as registry_cli
+from github_p2p.cli.gh import command as gh_cli
+from github_p2p.config import (
+    ClientSettings,
+    default_cache_dir,
+    hub_network_key,
+    resolve_secret,
+)
+from github_p2p.errors import ConfigError, GitHubP2PError
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+HUB_PORT = 9100
+HUB_HTTP_PORT = 9180
+#: A runner's local endpoint listens on its libp2p port minus this (9000 → 8700, 9001 → 8701,
+#: 9002 → 8702, as the action does) unless told otherwise.
+HTTP_PORT_OFFSET = 300
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add the fleet subcommands to the ``github-p2p`` parser."""
+    peer = sub.add_parser("peer", help="run a runner peer daemon in the foreground")
+    peer.add_argument("--port", type=int, help="libp2p port (default by runner arch: "
+                      "X64 9000, ARM64 9001, else 9002)")
+    peer.add_argument("--listen-host", default="0.0.0.0")
+    peer.add_argument("--bootstrap", help="bootstrap multiaddrs (default: "
+                      "$MCP_P2P_BOOTSTRAP_PEERS)")
+    peer.add_argument("--http-port", type=int,
+                      help="local endpoint port on 127.0.0.1 (default: port - 300)")
+    peer.add_argument("--cache-dir", type=Path)
+    peer.add_argument("--ready-file", type=Path)
+    peer.add_argument("--max-lifetime", type=_positive, metavar="SECONDS")
+    registry_cli.add_node_arguments(peer)
+    peer.set_defaults(func=_cmd_peer)
+
+    hub = sub.add_parser("bootstrap", help="run a bootstrap node (the fleet's hub)")
+    hub.add_argument("--port", type=int, default=HUB_PORT)
+    hub.add_argument("--listen-host", default="0.0.0.0")
+    hub.add_argument("--identity", type=Path, help="identity key file (default: "
+                     "CACHE_DIR/identity.key)")
+    hub.add_argument("--http-port", type=int, default=HUB_HTTP_PORT)
+    hub.add_argument("--http-host", default="127.0.0.1")
+    hub.add_argument("--cache-dir", type=Path)
+    hub.add_argument("--public-ip", help="address to advertise in the printed multiaddr")
+    hub.add_argument("--ready-file", type=Path)
+    hub.add_argument("--size-limit-mb", type=int, default=1024)
+    hub.add_argument("--publish-secret", metavar="OWNER/REPO",
+                     help="once listening, set the repository's MCP_P2P_BOOTSTRAP_PEERS secret "
+                     "to this node's --public-ip multiaddr (token: GITHUB_TOKEN/GH_TOKEN)")
+    registry_cli.add_node_arguments(hub)
+    hub.set_defaults(func=_cmd_bootstrap)
+
+    network_key = sub.add_parser(
+        "network-key", help="print the network key a blind hub needs (from GITHUB_P2P_SECRET)")
+    network_key.set_defaults(func=_cmd_network_key)
+
+    address = sub.add_parser("address", help="print this bootstrap node's multiaddr(s)")
+    address.add_argument("--identity", type=Path)
+    address.add_argument("--cache-dir", type=Path)
+    address.add_argument("--port", type=int, default=HUB_PORT)
+    address.add_argument("--public-ip")
+    address.set_defaults(func=_cmd_address)
+
+    stats = sub.add_parser("stats", help="statistics of the running local daemon")
+    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--endpoint", help="default: $GITHUB_P2P_ENDPOINT")
+    stats.set_defaults(func=_cmd_stats)
+
+    stop = sub.add_parser("stop", help="stop the running local daemon")
+    stop.add_argument("--endpoint", help="default: $GITHUB_P2P_ENDPOINT")
+    stop.add_argument("--timeout", type=_positive, default=15.0)
+    stop.set_defaults(func=_cmd_stop)
+
+    demo = sub.add_parser("demo", help="a whole fleet on this machine against a simulated API")
+    demo.add_argument("--runners", type=int, default=4)
+    demo.add_argument("--resources", type=int, default=40)
+    demo.add_argument("--latency", type=float, default=0.1, help="simulated GitHub latency (s)")
+    demo.set_defaults(func=_cmd_demo)
+
+    registry_cli.register(sub)
+    gh_cli.register(sub)
+
+
+# -- daemons ---------------------------------------------------------------------------------
+
+def _cache_dir(arg: Path | None) -> Path:
+    return arg if arg is not None else default_cache_dir(os.environ)
+
+
+def _cmd_peer(args: argparse.Namespace) -> int:
+    from github_p2p.p2p.addresses import parse_bootstrap_peers
+
+    # Validate the configuration before the slow imports (libp2p takes a second or more).
+    raw = args.bootstrap if args.bootstrap is not None else os.environ.get(
+        "MCP_P2P_BOOTSTRAP_PEERS", "")
+    bootstrap = tuple(parse_bootstrap_peers(raw)) if raw.strip() else ()
+
+    import trio
+
+    from github_p2p.nodes.peer import PeerDaemon, PeerSettings, default_port, runner_arch
+
+    arch = os.environ.get("RUNNER_ARCH") or runner_arch()
+    port = args.port if args.port is not None else default_port(arch)
+    http_port = args.http_port
+    if http_port is None:
+        # An unusable derived port becomes 0: any free port, reported in the ready file.
+        http_port = port - HTTP_PORT_OFFSET if port - HTTP_PORT_OFFSET >= 1024 else 0
+    secret = resolve_secret(os.environ)
+    registry = registry_cli.options_from_args(args, os.environ)
+    if registry is not None and not secret.secret:
+        print("github-p2p: warning: no fleet secret; not joining the peer registry",
+              file=sys.stderr)
+        registry = None
+    if secret.warning and (bootstrap or registry):
+        log.warning("%s", secret.warning)
+        print(f"github-p2p: warning: {secret.warning}", file=sys.stderr)
+    client = ClientSettings.from_env()
+    settings = PeerSettings(
+        client=client, cache_dir=_cache_dir(args.cache_dir), secret=secret.secret,
+        bootstrap=bootstrap, listen_host=args.listen_host, port=port, http_port=http_port,
+        ready_file=args.ready_file, max_lifetime=args.max_lifetime, arch=arch,
+        runner_name=os.environ.get("RUNNER_NAME") or socket.gethostname(),
+        registry=registry,
+    )
+    daemon = PeerDaemon(settings)
+    trio.run(daemon.run)
+    return 0
+
+
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    import trio
+
+    from github_p2p.nodes.hub.node import run_hub
+    from github_p2p.nodes.hub.service import HubSettings
+
+    cache_dir = _cache_dir(args.cache_dir)
+    settings = HubSettings(
+        cache_dir=cache_dir, network_key=hub_network_key(os.environ),
+        listen_host=args.listen_host, port=args.port,
+        identity_file=str(args.identity or cache_dir / "identity.key"),
+        public_ip=args.public_ip, size_limit=args.size_limit_mb * 1024 * 1024,
+    )
+    publish = None
+    if args.publish_secret:
+        from github_p2p.nodes.hub.publish import publisher_from_env
+
+        publish = publisher_from_env(args.publish_secret, args.public_ip, os.environ)
+    registry = registry_cli.hub_setup(args, cache_dir, os.environ)
+    trio.run(functools.partial(run_hub, settings, args.http_host, args.http_port,
+                               args.ready_file, publish=publish, registry=registry))
+    return 0
+
+
+def _cmd_network_key(_: argparse.Namespace) -> int:
+    from github_p2p.core.keys import derive_network_key
+
+    secret = os.environ.get("GITHUB_P2P_SECRET", "").strip()
+    if not secret:
+        raise ConfigError("set GITHUB_P2P_SECRET: the network key is derived from it")
+    # Give it to a blind hub as GITHUB_P2P_NETWORK_KEY: it joins the fleet's private network
+    # but cannot open a single entry.
+    print(derive_network_key(secret).hex())
+    return 0
+
+
+def _cmd_address(args: argparse.Namespace) -> int:
+    from libp2p.peer.id import ID as PeerID
+
+    from github_p2p.p2p.addresses import is_host, tcp_multiaddr
+    from github_p2p.p2p.identity import load_or_create_identity
+
+    cache_dir = _cache_dir(args.cache_dir)
+    keypair = load_or_create_identity(args.identity or cache_dir / "identity.key")
+    peer_id = PeerID.from_pubkey(keypair.public_key).to_base58()
+    hosts = [args.public_ip] if args.public_ip else _local_addresses()
+    for host in hosts:
+        if not is_host(host):
+            raise ConfigError(f"--public-ip {host!r} is not an IP address or DNS name")
+        print(f"{tcp_multiaddr(host, args.port)}/p2p/{peer_id}")
+    if not args.public_ip:
+        print("github-p2p: pass --public-ip with the address runners can reach",
+              file=sys.stderr)
+    return 0
+
+
+def _local_addresses() -> list[str]:
+    found: list[str] = []
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            address = str(info[4][0])
+            if address not in found:
+                found.append(address)
+    except OSError:
+        pass
+    return found or ["127.0.0.1"]
+
+
+# -- talking to a running daemon -------------------------------------------------------------
+
+def _endpoint(arg: str | None) -> str:
+    endpoint = (arg or os.environ.get("GITHUB_P2P_ENDPOINT", "")).strip().rstrip("/")
+    if not endpoint:
+        raise ConfigError("no daemon endpoint: set GITHUB_P2P_ENDPOINT or pass --endpoint")
+    return endpoint
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    endpoint = _endpoint(args.endpoint)
+    try:
+        data = requests.get(f"{endpoint}/_p2p/stats", timeout=10).json()
+    except (requests.RequestException, ValueError) as exc:
+        raise GitHubP2PError(f"no github-p2p daemon answers at {endpoint}") from exc
+    if args.json:
+        json.dump(data, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    endpoint = _endpoint(args.endpoint)
+    try:
+        requests.post(f"{endpoint}/_p2p/shutdown", timeout=10)
+    except requests.RequestException as exc:
+        raise GitHubP2PError(f"no github-p2p daemon answers at {endpoint}") from exc
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{endpoint}/_p2p/health", timeout=1)
+        except requests.RequestException:
+            return 0
+        time.sleep(0.1)
+    raise GitHubP2PError(f"the daemon at {endpoint} did not stop within {args.timeout:g} s")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from github_p2p.cli.demo import run_demo
+
+    return run_demo(runners=args.runners, resources=args.resources, latency=args.latency)

@@ -1,0 +1,287 @@
+"""``github-p2p gh ARGS…``: gh with its read-only calls served through the github-p2p cache.
+
+* ``gh api`` GETs are answered here, through :class:`~github_p2p.client.GitHubClient` (the
+  runner's daemon when ``GITHUB_P2P_ENDPOINT`` is set, else an in-process cache), with gh's own
+  host, token and output format;
+* read-only ``--json`` commands run the real gh once per family TTL; their output is kept in a
+  local store keyed by argv, repository, host and token;
+* everything else runs the real gh unchanged, with its exit code; a command that may write
+  invalidates the cached command outputs (and, for ``gh api``, the written API path).
+
+Whenever the wrapper cannot do exactly what gh would (a terminal on stdout, forced colour, an
+unknown flag, gh's stored login instead of an environment token, another API host than the
+fleet's), it runs the real gh instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from github_p2p.cache.client import EndpointBackend, EngineBackend, GitHubClient
+from github_p2p.cache.engine import CachedResponse
+from github_p2p.cache.localstore import LocalStore
+from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token, same_api
+from github_p2p.cli.gh.output import JqError, join_pages, run_jq
+from github_p2p.cli.gh.plan import ApiGet, CachedRun, PassThrough, plan
+from github_p2p.cli.gh.realgh import RealGh, find_real_gh
+from github_p2p.config import DEFAULT_API_URL, ClientSettings, default_cache_dir, token_fingerprint
+from github_p2p.core.entry import CacheEntry
+from github_p2p.core.pagination import next_page
+from github_p2p.errors import ConfigError, UpstreamError
+
+__all__ = ["GhWrapper"]
+
+log = logging.getLogger(__name__)
+
+_COMMAND_TAG = "gh-commands"
+_MAX_PAGES = 1000
+
+
+class GhWrapper:
+    """One invocation of the gh wrapper; streams and environment are injectable for tests."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        stdout: BinaryIO | None = None,
+        stderr: TextIO | None = None,
+        cwd: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        jq: str | None = None,
+    ) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.stdout = stdout if stdout is not None else sys.stdout.buffer
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self.cwd = cwd
+        self._clock = clock
+        self._jq = jq if jq is not None else shutil.which("jq")
+        self._real: RealGh | None = None
+
+    # -- the real gh -------------------------------------------------------------------------
+
+    @property
+    def real(self) -> RealGh:
+        """The real gh (:class:`ConfigError` when it is not installed)."""
+        if self._real is None:
+            self._real = RealGh(find_real_gh(self.env), self.env)
+        return self._real
+
+    def _human_output(self) -> bool:
+        # gh formats for a terminal (colours, tables, pretty JSON): let it.
+        if self.env.get("GH_FORCE_TTY") or self.env.get("CLICOLOR_FORCE", "0") != "0":
+            return True
+        try:
+            return os.isatty(self.stdout.fileno())
+        except (AttributeError, OSError, ValueError):
+            return False
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str]) -> int:
+        """Carry out ``gh ARGV``; returns the exit code."""
+        decided = plan(argv, gh_repo=gh_repo(self.env))
+        if isinstance(decided, ApiGet):
+            served = self._serve_api(decided)
+            if served is not None:
+                return served
+            return self._pass_through(argv, PassThrough("served by gh itself", writes=False))
+        if isinstance(decided, CachedRun) and not self._human_output():
+            return self._cached_run(argv, decided)
+        if isinstance(decided, PassThrough):
+            return self._pass_through(argv, decided)
+        return self._pass_through(argv, PassThrough("terminal output", writes=False))
+
+    # -- gh api ------------------------------------------------------------------------------
+
+    def _client(self, base: str, token: str) -> GitHubClient | None:
+        settings = ClientSettings.from_env(self.env)
+        if settings.endpoint:
+            # The daemon talks to one API: serve only requests meant for it.
+            fleet_api = self.env.get("GITHUB_API_URL") or DEFAULT_API_URL
+            if not same_api(fleet_api, base):
+                return None
+            return GitHubClient(EndpointBackend(settings.endpoint, token,
+                                                timeout=settings.timeout + settings.fleet_wait))
+        return GitHubClient.in_process(replace(settings, api_url=base, token=token))
+
+    def _target(self, hostname: str | None) -> tuple[str, str] | None:
+        host = gh_host(self.env, hostname)
+        base = api_base(host)
+        token = gh_token(self.env, host)
+        if base is None or token is None:
+            return None
+        return base, token
+
+    def _serve_api(self, request: ApiGet) -> int | None:
+        """Answer a ``gh api`` GET; ``None`` when gh should answer it instead."""
+        if self._human_output() or (request.jq is not None and self._jq is None):
+            return None
+        target = self._target(request.hostname)
+        if target is None:
+            return None
+        client = self._client(*target)
+        if client is None:
+            return None
+        try:
+            with client:
+                pages = list(self._pages(client, request))
+        except UpstreamError as exc:
+            print(f"github-p2p: warning: {exc}; running gh directly", file=self.stderr)
+            return None
+        failed = next((page for page in pages if page.status >= 400), None)
+        if failed is not None:
+            self.stdout.write(failed.body)
+            self.stdout.flush()
+            print(f"gh: {_message(failed)} (HTTP {failed.status})", file=self.stderr)
+            return 1
+        if request.silent:
+            return 0
+        bodies = [page.body for page in pages]
+        if request.jq is not None:
+            assert self._jq is not None
+            try:
+                output = b"".join(run_jq(self._jq, request.jq, body) for body in bodies)
+            except JqError:
+                return None  # gh reports a bad filter in its own words
+        elif request.paginate:
+            output = join_pages(bodies, self._gh_version())
+        else:
+            output = bodies[0]
+        self.stdout.write(output)
+        self.stdout.flush()
+        return 0
+
+    def _gh_version(self) -> tuple[int, int, int] | None:
+        try:
+            return self.real.version()
+        except ConfigError:  # no real gh: print like current gh releases
+            return None
+
+    @staticmethod
+    def _pages(client: GitHubClient, request: ApiGet) -> Iterator[CachedResponse]:
+        headers = dict(request.headers)
+        query = list(request.query)
+        if request.paginate and not any(k == "per_page" for k, _ in query):
+            query.append(("per_page", "100"))  # as gh does
+        path = request.path
+        for _ in range(_MAX_PAGES):
+            page = client.request("GET", path, params=query, headers=headers)
+            yield page
+            if not request.paginate or page.status >= 400:
+                return
+            following = next_page(client.backend.base_url, page.headers)
+            if following is None:
+                return
+            path, query = following
+        raise UpstreamError(f"pagination of {request.path} did not end")
+
+    # -- read-only --json commands -----------------------------------------------------------
+
+    def _commands(self) -> LocalStore:
+        return LocalStore(default_cache_dir(self.env) / "gh-commands")
+
+    def _git(self, *args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=self.cwd, capture_output=True,
+                                  timeout=10, check=False, env=self.env)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else ""
+
+    def _repo_context(self, run: CachedRun) -> str:
+        """What decides the repository gh acts on when ``-R`` is not given."""
+        if run.repo:
+            return "repo:" + run.repo
+        if self.env.get("GH_REPO"):
+            return "GH_REPO:" + self.env["GH_REPO"]
+        remotes = self._git("config", "--get-regexp", r"^remote\..*\.(url|gh-resolved)$")
+        branch = self._git("symbolic-ref", "--quiet", "--short", "HEAD")
+        return "git:" + remotes + "|" + branch
+
+    def _command_key(self, argv: Sequence[str], run: CachedRun) -> str:
+        host = gh_host(self.env)
+        token = gh_token(self.env, host)
+        material = json.dumps([host, token_fingerprint(token) if token else "",
+                               self._repo_context(run), list(argv)])
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def _cached_run(self, argv: Sequence[str], run: CachedRun) -> int:
+        key = self._command_key(argv, run)
+        store = self._commands()
+        try:
+            now = self._clock()
+            entry = store.get(key)
+            if entry is not None and entry.is_fresh(now):
+                log.debug("gh %s served from the cache", run.family)
+                self.stdout.write(entry.body)
+                self.stdout.flush()
+                return 0
+            code, output = self.real.capture(argv, cwd=self.cwd)
+            if code == 0:
+                now = self._clock()
+                store.put(key, CacheEntry(status=200, headers=(), body=output, fetched_at=now,
+                                          expires_at=now + run.ttl),
+                          keep_for=run.ttl, tag=_COMMAND_TAG)
+            self.stdout.write(output)
+            self.stdout.flush()
+            return code
+        finally:
+            store.close()
+
+    # -- everything else ---------------------------------------------------------------------
+
+    def _pass_through(self, argv: Sequence[str], decided: PassThrough) -> int:
+        real = self.real  # a missing gh is a ConfigError before anything runs
+        with contextlib.suppress(OSError, ValueError):
+            self.stdout.flush()
+        code = real.run(argv, cwd=self.cwd)
+        if decided.writes:
+            self._invalidate(decided.api_path)
+        return code
+
+    def _invalidate(self, api_path: str | None) -> None:
+        """After a command that may have written: forget cached command outputs, and the
+        written API path in the in-process cache."""
+        store = self._commands()
+        try:
+            store.invalidate(_COMMAND_TAG)
+        finally:
+            store.close()
+        if api_path is None:
+            return
+        target = self._target(None)
+        if target is None:
+            return
+        client = self._client(*target)
+        if client is None:
+            return
+        with client:
+            if isinstance(client.backend, EngineBackend):
+                client.backend.engine.invalidate(api_path)
+            elif isinstance(client.backend, EndpointBackend):
+                try:
+                    client.backend.invalidate(api_path)
+                except UpstreamError as exc:
+                    # The write itself succeeded; the cached copy then lives out its TTL.
+                    log.warning("%s", exc)
+
+
+def _message(resp: CachedResponse) -> str:
+    try:
+        message = json.loads(resp.body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message) if message else "request failed"

@@ -1,0 +1,60 @@
+"""Running a hub as a process: the service, its HTTP status endpoint, signals, ready file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from github_p2p.nodes.endpoint import build_app
+from github_p2p.nodes.hub.service import HubService, HubSettings
+from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
+from github_p2p.registry import HubRegistrySetup
+
+__all__ = ["run_hub"]
+
+log = logging.getLogger(__name__)
+
+
+async def run_hub(settings: HubSettings, http_host: str, http_port: int,
+                  ready_file: Path | None, *,
+                  publish: Callable[[Sequence[str]], Mapping[str, Any]] | None = None,
+                  registry: HubRegistrySetup | None = None) -> None:
+    """Serve a hub until SIGTERM/SIGINT or ``/_p2p/shutdown``; prints its multiaddrs.
+
+    ``publish`` (``--publish-secret``) runs once the hub is listening, with its multiaddrs;
+    what it returns goes into the ready file, which is written after it.
+    ``registry`` (``--registry-issue``/``--registry-dir``) announces the hub there, prunes
+    expired records, and withdraws the hub's record when it stops.
+    """
+    hub = HubService(settings)
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(hub.run)
+        if registry is not None and settings.network_key is not None:
+            agent = registry.agent(settings.network_key, running.peer_id, running.multiaddrs,
+                                   started_at=time.time())
+            hub.registry_stats = agent.stats
+            await nursery.start(agent.run)
+        endpoint = await serve_http(nursery, build_app(hub), http_host, http_port,
+                                    hub.shutdown)
+        nursery.start_soon(stop_on_signals, hub.shutdown)
+        for address in running.multiaddrs:
+            print(address, flush=True)
+        print(f"github-p2p: hub {running.peer_id} serving; status at {endpoint}",
+              file=sys.stderr, flush=True)
+        published: Mapping[str, Any] = {}
+        if publish is not None:
+            addresses = list(running.multiaddrs)
+            # If the hub dies meanwhile, don't wait for GitHub (trio-typing lacks the flag).
+            published = await trio.to_thread.run_sync(  # type: ignore[call-arg]
+                lambda: publish(addresses), abandon_on_cancel=True)
+        write_ready_file(ready_file, {"endpoint": endpoint, "peer_id": running.peer_id,
+                                      "multiaddrs": running.multiaddrs, "status": "active",
+                                      **published})
+        await hub.shutdown.wait()
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,323 @@
+"""The bootstrap node: serves ``/github-p2p/cache/1.0.0`` to runners, plus its HTTP status.
+
+It holds the network key (to join the private network) and never the sealing keys: it keeps
+envelopes by id, coalesces fills with leases, and reports what it sees. Every inbound request
+runs under a semaphore and a deadline; a malformed frame gets an ``Error`` reply (or the stream
+is reset when the framing itself is lost) and is counted, never crashes the node.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from github_p2p.errors import FleetUnavailableError, RemoteProtocolError
+from github_p2p.nodes.hub.blindstore import BlindStore
+from github_p2p.nodes.hub.leases import LeaseBoard
+from github_p2p.nodes.hub.reports import FleetReports
+from github_p2p.p2p.channel import MessageChannel
+from github_p2p.p2p.host import HostSettings, RunningHost, running_host, set_safe_stream_handler
+from github_p2p.p2p.messages import (
+    REQUEST_TYPES,
+    Delete,
+    Entry,
+    Error,
+    FrameRejected,
+    Get,
+    Hello,
+    Lease,
+    LeaseReply,
+    NotFound,
+    Ok,
+    PeersQuery,
+    PeersReply,
+    Put,
+    Release,
+    Report,
+    Request,
+    Response,
+    StatsQuery,
+    StatsReply,
+)
+from github_p2p.p2p.wire import PROTOCOL_ID, error_reply_for
+
+__all__ = ["HubService", "HubSettings", "PeerRecord"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """How to run a hub."""
+
+    cache_dir: Path
+    network_key: bytes | None = field(default=None, repr=False)
+    listen_host: str = "0.0.0.0"
+    port: int = 9100
+    identity_file: str | None = None
+    public_ip: str | None = None
+    size_limit: int = 1024 * 1024 * 1024
+    lease_ttl: float = 30.0
+    #: A stream with no complete frame for this long is closed (slow or dead peers).
+    idle_timeout: float = 900.0
+    #: Bound on handling one request, lease waits included.
+    request_timeout: float = 75.0
+    #: Requests handled at once across all streams; more wait their turn.
+    max_inflight: int = 512
+    #: Requests of one stream handled at once. Past it the hub stops reading that stream, so a
+    #: peer that sends without reading its replies holds at most this many replies in memory.
+    #: A runner never has more in flight than its worker threads (40).
+    max_stream_inflight: int = 64
+
+
+@dataclass
+class PeerRecord:
+    """A connected peer as the dashboard shows it."""
+
+    peer_id: str
+    role: str = "runner"
+    arch: str = ""
+    runner: str = ""
+    version: str = ""
+    connected_since: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.time)
+    requests: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the JSON endpoints serve it."""
+        return {
+            "peer_id": self.peer_id, "role": self.role, "arch": self.arch,
+            "runner_name": self.runner, "version": self.version,
+            "connected_since": self.connected_since, "last_seen": self.last_seen,
+            "requests": self.requests,
+        }
+
+
+class HubService:
+    """A running hub: libp2p host, blind store, lease board and peer table."""
+
+    role = "bootstrap"
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.store = BlindStore(settings.cache_dir / "hub-store", size_limit=settings.size_limit)
+        self.board = LeaseBoard(self.store, lease_ttl=settings.lease_ttl)
+        self.reports = FleetReports()
+        #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
+        self.registry_stats: Callable[[], Mapping[str, int]] | None = None
+        self.running: RunningHost | None = None
+        self._peers: dict[int, PeerRecord] = {}
+        self._next_conn = 0
+        self._limit = trio.Semaphore(settings.max_inflight)
+        self.shutdown = trio.Event()
+        self.counts = dict.fromkeys(
+            ("requests", "gets", "hits", "misses", "puts", "deletes", "leases", "releases",
+             "reports", "protocol_errors", "stream_errors", "bytes_in", "bytes_out"), 0)
+        self.started_at = time.time()
+
+    # -- NodeView ----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Liveness of the hub."""
+        return {"status": "active" if self.running else "starting", "role": self.role,
+                "peer_id": self.running.peer_id if self.running else None,
+                "multiaddrs": self.running.multiaddrs if self.running else [],
+                "uptime": round(time.time() - self.started_at, 1)}
+
+    def stats(self) -> dict[str, Any]:
+        """Hub counters, with the fleet-statistics names where they apply.
+
+        ``fleet_*`` are the totals of what the runners reported (see :mod:`.reports`).
+        """
+        c = self.counts
+        served = c["hits"] + self.board.stats.filled
+        asked = c["gets"] + c["leases"]
+        return {
+            **c,
+            "role": self.role,
+            "status": "active" if self.running else "starting",
+            "peer_hits": served,
+            "coalesced_waits": self.board.stats.filled,
+            "leases_granted": self.board.stats.granted,
+            "lease_timeouts": self.board.stats.timeouts,
+            "lease_takeovers": self.board.stats.takeovers,
+            "fills_in_flight": self.board.in_flight,
+            "waiters": self.board.waiting,
+            "hit_rate": round(served / asked, 4) if asked else 0.0,
+            "total_entries": len(self.store),
+            "bytes_stored": self.store.volume(),
+            "connected_peers": len(self._peers),
+            **self.reports.totals(),
+            **(self.registry_stats() if self.registry_stats is not None else {}),
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Connected peers, each with the counters it last reported (``stats``)."""
+        out = []
+        for record in self._peers.values():
+            report = self.reports.latest(record.peer_id)
+            out.append({**record.to_json(), "stats": report.to_json() if report else {}})
+        return out
+
+    def request_shutdown(self) -> None:
+        """Ask :meth:`run` to return."""
+        self.shutdown.set()
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until :meth:`request_shutdown`; ``task_status.started(running_host)``."""
+        host_settings = HostSettings(
+            listen_host=self.settings.listen_host, port=self.settings.port,
+            psk=self.settings.network_key, identity_file=self.settings.identity_file,
+            announce_host=self.settings.public_ip,
+        )
+        try:
+            async with running_host(host_settings) as running:
+                self.running = running
+                set_safe_stream_handler(running, PROTOCOL_ID, self._serve_stream)
+                task_status.started(running)
+                await self.shutdown.wait()
+        finally:
+            self.running = None
+            self.store.close()
+
+    async def _serve_stream(self, stream: Any) -> None:
+        self._next_conn += 1
+        conn = self._next_conn
+        peer_id = str(stream.muxed_conn.peer_id)
+        record = self._peers[conn] = PeerRecord(peer_id)
+        channel = MessageChannel(stream)
+        holder = f"{peer_id}#{conn}"
+        slots = trio.Semaphore(self.settings.max_stream_inflight)
+        try:
+            async with trio.open_nursery() as nursery:
+                while True:
+                    with trio.move_on_after(self.settings.idle_timeout):
+                        try:
+                            message = await channel.receive()
+                        except FrameRejected as exc:
+                            self.counts["protocol_errors"] += 1
+                            await self._reply_safely(channel, error_reply_for(exc))
+                            if exc.fatal:
+                                break
+                            continue
+                        except RemoteProtocolError:
+                            self.counts["protocol_errors"] += 1
+                            break
+                        if message is None:
+                            break
+                        if not isinstance(message, REQUEST_TYPES):
+                            self.counts["protocol_errors"] += 1
+                            await self._reply_safely(channel, Error(
+                                getattr(message, "rid", None), "unknown_op",
+                                f"{type(message).__name__} is not a request"))
+                            continue
+                        record.last_seen = time.time()
+                        record.requests += 1
+                        await slots.acquire()  # backpressure on a peer that does not read
+                        nursery.start_soon(self._handle, channel, message, holder, record,
+                                           slots, nursery.cancel_scope)
+                        continue
+                    break  # idle for too long
+                nursery.cancel_scope.cancel()
+        finally:
+            del self._peers[conn]
+            # A runner that vanished mid-fill must not keep others waiting for its lease.
+            self.board.release_holder(holder)
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await channel.close()
+
+    async def _reply_safely(self, channel: MessageChannel, reply: Response) -> bool:
+        """Send ``reply``; False (and counted) when the stream failed or stalled."""
+        try:
+            with trio.fail_after(10):
+                await channel.send(reply)
+        except (FleetUnavailableError, trio.TooSlowError):
+            self.counts["stream_errors"] += 1
+            return False
+        return True
+
+    async def _handle(self, channel: MessageChannel, message: Any, holder: str,
+                      record: PeerRecord, slots: trio.Semaphore, stream_scope: trio.CancelScope
+                      ) -> None:
+        rid = getattr(message, "rid", 0)
+        try:
+            async with self._limit:
+                self.counts["requests"] += 1
+                try:
+                    with trio.fail_after(self.settings.request_timeout):
+                        reply = await self._answer(message, holder, record)
+                except trio.TooSlowError:
+                    reply = Error(rid, "busy", "request timed out at the hub")
+            if not await self._reply_safely(channel, reply):
+                # A stream that cannot take a reply (peer gone, or not reading for seconds)
+                # has lost its framing or its reader: stop serving it, freeing its replies.
+                stream_scope.cancel()
+        finally:
+            slots.release()
+
+    async def _answer(self, msg: Request | Response, holder: str, record: PeerRecord
+                      ) -> Response:
+        if isinstance(msg, Lease):
+            self.counts["leases"] += 1
+            decision = await self.board.lease(msg.entry_id, holder, msg.wait)
+            stored = decision.stored
+            if decision.outcome == "granted":
+                self.counts["misses"] += 1
+            elif decision.outcome == "hit":
+                self.counts["hits"] += 1
+            envelope = stored.envelope if stored is not None else b""
+            self.counts["bytes_out"] += len(envelope)
+            return LeaseReply(msg.rid, msg.entry_id, decision.outcome, envelope,
+                              decision.outcome in ("hit", "filled"), decision.token,
+                              decision.lease_ttl)
+        if isinstance(msg, Get):
+            self.counts["gets"] += 1
+            stored = self.store.get(msg.entry_id)
+            if stored is None:
+                self.counts["misses"] += 1
+                return NotFound(msg.rid, msg.entry_id)
+            self.counts["hits"] += 1
+            self.counts["bytes_out"] += len(stored.envelope)
+            return Entry(msg.rid, msg.entry_id, stored.envelope,
+                         stored.is_fresh(time.time()), max(0.0, time.time() - stored.stored_at))
+        if isinstance(msg, Put):
+            self.counts["puts"] += 1
+            self.counts["bytes_in"] += len(msg.envelope)
+            self.store.put(msg.entry_id, msg.envelope, fresh_ttl=msg.fresh_ttl,
+                           keep_ttl=msg.keep_ttl, tag=msg.tag)
+            self.board.fill(msg.entry_id, msg.lease_token)
+            return Ok(msg.rid)
+        if isinstance(msg, Delete):
+            self.counts["deletes"] += 1
+            self.store.delete(msg.entry_id)
+            return Ok(msg.rid)
+        if isinstance(msg, Release):
+            self.counts["releases"] += 1
+            self.board.release(msg.entry_id, msg.lease_token)
+            return Ok(msg.rid)
+        if isinstance(msg, Hello):
+            record.role, record.arch, record.runner, record.version = (
+                msg.role, msg.arch, msg.runner, msg.version)
+            return Ok(msg.rid)
+        if isinstance(msg, Report):
+            self.counts["reports"] += 1
+            self.reports.update(record.peer_id, msg.stats, time.time())
+            return Ok(msg.rid)
+        if isinstance(msg, StatsQuery):
+            scalars = {k: v for k, v in self.stats().items()
+                       if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            return StatsReply(msg.rid, scalars)
+        if isinstance(msg, PeersQuery):
+            return PeersReply(msg.rid, [
+                {k: v for k, v in p.items() if isinstance(v, (int, float, str))}
+                for p in self.peers()])
+        return Error(getattr(msg, "rid", 0), "unknown_op",
+                     f"{type(msg).__name__} is not a request")

@@ -1,0 +1,75 @@
+"""Process plumbing shared by the daemons: HTTP serving, ready files, signals, lifetimes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.types import ASGIApp
+
+from github_p2p.errors import ConfigError
+
+__all__ = ["serve_http", "stop_on_signals", "write_ready_file"]
+
+log = logging.getLogger(__name__)
+
+
+async def serve_http(nursery: trio.Nursery, app: ASGIApp, host: str, port: int,
+                     shutdown: trio.Event, stopped: trio.Event | None = None) -> str:
+    """Start serving ``app`` in ``nursery``; returns its URL once it is really listening.
+
+    ``shutdown`` starts a graceful stop (in-flight requests finish); ``stopped`` is set when
+    the server has returned.
+    """
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("github_p2p.http")
+    config.graceful_timeout = 2.0
+    async def run(task_status: Any) -> None:
+        try:
+            await serve(app, config, shutdown_trigger=shutdown.wait,  # type: ignore[arg-type]
+                        task_status=task_status)
+        finally:
+            if stopped is not None:
+                stopped.set()
+
+    try:
+        binds: list[str] = await nursery.start(run)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
+    return binds[0].rstrip("/")
+
+
+def write_ready_file(path: str | Path | None, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (readers never see half a file)."""
+    if path is None:
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(dict(data), handle)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def stop_on_signals(shutdown: trio.Event) -> None:
+    """Set ``shutdown`` on SIGTERM or SIGINT (a clean stop, like ``github-p2p stop``)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s; stopping", signal.Signals(signum).name)
+            shutdown.set()
+            return
