@@ -205,3 +205,24 @@ def test_head_does_not_invalidate_but_patch_does(sim, tmp_path):
         assert gh.request("PATCH", path, json_body={"title": "renamed"}).status == 200
         resp = gh.request("GET", path)
     assert resp.outcome is Outcome.MISS and json.loads(resp.body)["title"] == "renamed"
+
+
+def test_a_changed_check_run_is_seen_once_its_short_ttl_passed(sim, tmp_path, clock):
+    """A SHA in the path does not make the check runs of a commit immutable (they were kept a
+    week before; CI polls exactly these while checks run)."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    path = f"{REPO}/commits/{sha}/check-runs"
+    sim.set_resource(path, {"total_count": 1, "check_runs": [{"id": 1, "status": "queued"}]})
+    with make_client(sim, tmp_path, clock) as gh:
+        assert gh.get(path)["check_runs"][0]["status"] == "queued"
+        sim.set_resource(path, {"total_count": 1,
+                                "check_runs": [{"id": 1, "status": "completed"}]})
+        clock.advance(5)
+        assert gh.get(path)["check_runs"][0]["status"] == "queued"  # still fresh
+        clock.advance(6)  # past the 10 s of the commit-state family
+        assert gh.get(path)["check_runs"][0]["status"] == "completed"
+        commit = f"{REPO}/commits/{sha}"
+        sim.set_resource(commit, {"sha": sha})
+        gh.get(commit)
+        clock.advance(6 * 24 * 3600)  # a commit by SHA never changes: still a local hit
+        assert gh.request("GET", commit).outcome is Outcome.HIT_LOCAL

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from github_p2p import GitHubClient, Outcome
+from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.testing.localfleet import LocalFleet, free_port
 
 pytestmark = pytest.mark.slow
@@ -131,5 +132,5 @@ def test_invalidate_endpoint_forgets_a_path_written_elsewhere(sim, tmp_path):
         assert fresh.outcome is Outcome.MISS
         assert json.loads(fresh.body)["title"] == "changed elsewhere"
         bad = requests.post(peer.endpoint + "/_p2p/invalidate", json={"path": "no-slash"},
-                            timeout=10)
+                            headers={CONTROL_HEADER: "1"}, timeout=10)
         assert bad.status_code == 400

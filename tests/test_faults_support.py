@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -105,6 +106,7 @@ class Answers:
     """
 
     def __init__(self, sim: GitHubSimulator, paths: Iterable[str]) -> None:
+        self.api_url = sim.url
         self.bodies: dict[str, bytes] = {}
         for path in paths:
             resp = session().get(sim.url + path, headers=auth("ghs_reference"), timeout=30)
@@ -117,7 +119,11 @@ class Answers:
         outcome = resp.headers.get(CACHE_HEADER)
         if resp.status_code != 200:
             return f"{path}: status {resp.status_code} ({outcome}): {resp.text[:200]}"
-        if resp.content != self.bodies[path]:
+        # The endpoint rewrites the API's absolute URLs to itself; GitHub's body is that with
+        # the API base in their place.
+        parts = urlsplit(resp.url)
+        own = f'"{parts.scheme}://{parts.netloc}'.encode()
+        if resp.content.replace(own, f'"{self.api_url}'.encode()) != self.bodies[path]:
             return f"{path}: wrong body ({outcome})"
         if outcome not in VALID_OUTCOMES:
             return f"{path}: unknown outcome {outcome!r}"

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from test_faults_support import START, node_stats, session
 
-from github_p2p.nodes.endpoint import MAX_BODY, build_app
+from github_p2p.nodes.endpoint import build_app
+from github_p2p.nodes.proxy import MAX_BODY
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
@@ -123,9 +124,9 @@ def test_paths_that_would_leave_the_api_base_are_refused(world):
         assert status(answer) == 400, (target, answer[:200])
         assert b"refused request path" in answer
         assert b'"token"' not in answer  # the simulator's records never leak through
-    # A path with an encoded line break matches no route at all.
+    # A path with an encoded line break is refused like the other control characters.
     answer = raw(port_of(peer), request(b"/repos/octo/hello%0d%0aX-Injected:%20yes"))
-    assert status(answer) == 404 and b"x-injected" not in answer.lower()
+    assert status(answer) == 400 and b"x-injected" not in answer.lower()
     assert len(sim.records()) == before  # nothing was forwarded
     # An ordinary request is forwarded under the base path, and a decoded "#" or "?" stays
     # part of the path instead of cutting it short (GitHub would see another file).

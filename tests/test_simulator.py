@@ -120,7 +120,10 @@ def test_bodies_and_etags_agree_between_simulators(http: requests.Session) -> No
     with GitHubSimulator() as one, GitHubSimulator() as two:
         for path in (REPO, REPO + "/issues?state=all", REPO + "/contents/a/b.txt?ref=v1"):
             a, b = get(http, one, path), get(http, two, path)
-            assert a.content == b.content and a.headers["etag"] == b.headers["etag"], path
+            # Bodies name resources on the server that answers, as GitHub's do.
+            assert a.content.replace(one.url.encode(), b"") == b.content.replace(
+                two.url.encode(), b""), path
+            assert a.headers["etag"] == b.headers["etag"], path
 
 
 # --- rate limits --------------------------------------------------------------------------------

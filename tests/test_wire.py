@@ -25,6 +25,7 @@ from github_p2p.p2p.wire import (
     Hello,
     Lease,
     LeaseReply,
+    LimitNote,
     Message,
     NotFound,
     Ok,
@@ -66,6 +67,8 @@ SAMPLES: list[Message] = [
     LeaseReply(16, EID, "granted", b"", False, "tok", 30.0),
     LeaseReply(17, EID, "filled", b"env", True, None, 0.0),
     LeaseReply(18, EID, "timeout", b"", False, None, 0.0),
+    LeaseReply(18, EID, "granted", b"", False, "tok", 30.0, {"core": 1_800_000_060.5}),
+    LimitNote(23, "core", 1_800_000_060.0),
     StatsReply(19, {"entries": 3, "hit_rate": 0.5, "version": "0.1.0"}),
     PeersReply(20, [{"peer_id": "12D3KooW", "last_seen": 1.5, "port": 9000}, {}]),
     PeersReply(21, []),
@@ -118,7 +121,7 @@ def test_protocol_id_and_op_numbers_are_fixed() -> None:
     assert ops == {
         "Hello": 0x01, "Get": 0x02, "Put": 0x03, "Delete": 0x04, "Lease": 0x05,
         "Release": 0x06, "StatsQuery": 0x07, "PeersQuery": 0x08, "Report": 0x09,
-        "Ok": 0x80, "Entry": 0x81,
+        "LimitNote": 0x0F, "Ok": 0x80, "Entry": 0x81,
         "NotFound": 0x82, "LeaseReply": 0x83, "StatsReply": 0x84, "PeersReply": 0x85,
         "Error": 0xFF,
     }  # fmt: skip

@@ -21,10 +21,17 @@ from urllib.parse import parse_qsl
 
 import requests
 
-from github_p2p.cache.engine import CACHE_HEADER, UPSTREAM_CALLS_HEADER, CachedResponse, CacheEngine
+from github_p2p.cache.driver import (
+    CACHE_HEADER,
+    CONTROL_HEADER,
+    UPSTREAM_CALLS_HEADER,
+    CachedResponse,
+)
+from github_p2p.cache.engine import CacheEngine
 from github_p2p.cache.localstore import LocalStore
 from github_p2p.cache.upstream import Upstream
 from github_p2p.config import ClientSettings
+from github_p2p.core.flow import FlowSettings
 from github_p2p.core.pagination import next_page
 from github_p2p.core.policy import load_policy
 from github_p2p.core.stats import Outcome, Stats
@@ -132,6 +139,7 @@ class EndpointBackend:
         write that did not go through it."""
         try:
             self._session.post(self.base_url + "/_p2p/invalidate", json={"path": path},
+                               headers={CONTROL_HEADER: "1"},
                                timeout=self._timeout).raise_for_status()
         except requests.RequestException as exc:
             raise UpstreamUnavailableError(
@@ -196,15 +204,15 @@ class GitHubClient:
         stats = stats or Stats()
         store = LocalStore(settings.cache_dir) if settings.cache_dir is not None else None
         engine = CacheEngine(
-            api_url=settings.api_url,
-            scope=settings.scope,
+            settings=FlowSettings(api_url=settings.api_url, scope=settings.scope,
+                                  policy=load_policy(settings.policy_file),
+                                  retry=settings.retry),
             upstream=Upstream(stats, retry=settings.retry, timeout=settings.timeout,
                               user_agent=settings.user_agent, sleep=sleep, clock=clock),
             clock=clock,
+            sleep=sleep,
             stats=stats,
-            policy=load_policy(settings.policy_file),
             store=store,
-            fleet_wait=settings.fleet_wait,
         )
         return cls(EngineBackend(engine, settings.token))
 

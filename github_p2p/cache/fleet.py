@@ -1,135 +1,113 @@
-"""The fleet cache as the client sees it: an interface, and the sealing layer on top of it.
+"""The fleet as a runner sees it: a transport of opaque envelopes, and the sealing on top.
 
-A :class:`FleetCache` moves opaque envelopes by 32-byte id (the libp2p implementation talks to
-the hubs). :class:`SealedFleet` adds the keys: it turns cache keys into HMAC ids and entries
-into sealed envelopes, so nothing readable ever leaves the runner.
+A :class:`FleetTransport` moves envelopes by 32-byte id: the libp2p router talks to hubs
+(:class:`~github_p2p.p2p.router.FleetRouter`), the in-memory fake of
+:mod:`github_p2p.testing.fakes` keeps them in this process, and a hub answering its own MCP
+tools uses its own state. :class:`SealedFleet` carries out the flow's fleet effects over any of
+them: it turns cache keys into HMAC ids and entries into sealed envelopes, so nothing readable
+ever leaves the runner, and it turns every transport failure into a value the flow counts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from github_p2p.core.cachekey import CacheKey
+from github_p2p.core.effects import FleetReply, ShareResult
 from github_p2p.core.entry import CacheEntry
-from github_p2p.core.keys import FleetKeys, entry_id
-from github_p2p.core.sealing import open_entry, seal_entry
-from github_p2p.core.stats import Stats
-from github_p2p.errors import IntegrityError
+from github_p2p.core.lease import Lease, LeaseAnswer
+from github_p2p.core.sealing import FleetSeal
+from github_p2p.errors import FleetError, IntegrityError
 
-__all__ = [
-    "FleetCache",
-    "FleetLease",
-    "LeaseOutcome",
-    "LeaseResult",
-    "SealedFleet",
-]
+__all__ = ["FleetTransport", "SealedFleet"]
 
 log = logging.getLogger(__name__)
 
 
-class LeaseOutcome(str, Enum):
-    """How a hub answered a lease request."""
+class FleetTransport(Protocol):
+    """Opaque envelopes to and from the fleet. Every method raises ``FleetError`` on failure."""
 
-    HIT = "hit"  # a fresh entry was there
-    GRANTED = "granted"  # nobody is fetching it: you fill it (a stale entry may come along)
-    FILLED = "filled"  # another runner was fetching it; you waited and got its fill
-    TIMEOUT = "timeout"  # another runner is fetching it and did not finish in time
+    async def lease(self, entry_id: bytes, wait: float) -> LeaseAnswer[bytes]:
+        """A fresh envelope, or the right to fill it, waiting up to ``wait`` for a fill."""
 
+    async def put(self, entry_id: bytes, envelope: bytes, *, fresh_ttl: float,
+                  keep_ttl: float, lease: Lease | None, tag: bytes | None) -> None:
+        """Store an envelope (filling ``lease`` if given)."""
 
-@dataclass(frozen=True)
-class LeaseResult:
-    """A hub's answer to a lease request, still sealed."""
+    async def release(self, entry_id: bytes, lease: Lease) -> None:
+        """Give a lease back without filling it."""
 
-    outcome: LeaseOutcome
-    envelope: bytes = b""
-    fresh: bool = False
-    token: str | None = field(default=None, repr=False)
-
-
-class FleetCache(Protocol):
-    """Opaque envelope transport to the fleet's hubs. Methods raise ``FleetError``."""
-
-    def lease(self, entry_id: bytes, wait: float) -> LeaseResult:
-        """Get a fresh entry, or the right to fill it, waiting up to ``wait`` for a fill."""
-
-    def put(
-        self,
-        entry_id: bytes,
-        envelope: bytes,
-        *,
-        fresh_ttl: float,
-        keep_ttl: float,
-        lease_token: str | None,
-        tag: bytes | None,
-    ) -> None:
-        """Store an envelope (releasing the lease it fills, if any)."""
-
-    def release(self, entry_id: bytes, lease_token: str) -> None:
-        """Give up a lease without filling it."""
-
-    def invalidate(self, ids: Sequence[bytes]) -> None:
+    async def invalidate(self, ids: Sequence[bytes]) -> None:
         """Delete entries by id, and every entry tagged with one of ``ids``."""
 
+    async def note_limit(self, resource: str, until: float) -> None:
+        """Tell the fleet that GitHub limits ``resource`` until ``until`` (epoch seconds)."""
 
-@dataclass(frozen=True)
-class FleetLease:
-    """An opened lease answer: the entry (if one came and verified) and the lease token."""
-
-    outcome: LeaseOutcome
-    entry: CacheEntry | None
-    fresh: bool
-    token: str | None = field(default=None, repr=False)
+    def limits(self) -> Mapping[str, float]:
+        """The rate limits the fleet last reported (resource → until)."""
 
 
 class SealedFleet:
-    """Speaks in cache keys and entries; the fleet beneath sees only ids and ciphertext."""
+    """Carries out the flow's fleet effects over a transport; never raises for the fleet."""
 
-    def __init__(self, cache: FleetCache, keys: FleetKeys, stats: Stats) -> None:
-        self.cache = cache
-        self.keys = keys
-        self._stats = stats
+    def __init__(self, transport: FleetTransport, seal: FleetSeal) -> None:
+        self.transport = transport
+        self.seal = seal
 
-    def id_of(self, key: CacheKey) -> bytes:
-        """The fleet id of a cache key."""
-        return entry_id(self.keys, key.text)
+    async def ask(self, key: CacheKey, wait: float) -> FleetReply:
+        """Lease ``key``; an entry that fails to open is dropped and counted as refused."""
+        try:
+            sealed = await self.transport.lease(self.seal.id_of(key), wait)
+        except FleetError as exc:
+            log.warning("fleet unavailable, asking GitHub directly: %s", exc)
+            return FleetReply(None)
+        answer, error = self.seal.open(key, sealed)
+        if error is not None:
+            log.warning("refused a fleet entry: %s", error)
+        return FleetReply(answer, refused=int(error is not None))
 
-    def tag_of(self, resource: str) -> bytes:
-        """The fleet id of a resource, used to invalidate all its variants."""
-        return entry_id(self.keys, "resource|" + resource)
+    async def share(self, key: CacheKey, entry: CacheEntry, fresh_ttl: float, keep_ttl: float,
+                    lease: Lease | None) -> ShareResult:
+        """Seal and put ``entry``, filling ``lease``."""
+        ident = self.seal.id_of(key)
+        try:
+            envelope = self.seal.seal(key, entry)
+            await self.transport.put(ident, envelope, fresh_ttl=fresh_ttl, keep_ttl=keep_ttl,
+                                     lease=lease, tag=self.seal.tag_of(key.resource))
+        except (FleetError, IntegrityError) as exc:
+            log.warning("could not share an entry with the fleet: %s", exc)
+            return ShareResult.FAILED
+        return ShareResult.SHARED
 
-    def lease(self, key: CacheKey, wait: float) -> FleetLease:
-        """Ask the hub for ``key``; a sealed entry that fails to open is counted and dropped."""
-        ident = self.id_of(key)
-        result = self.cache.lease(ident, wait)
-        entry = None
-        if result.envelope:
-            try:
-                entry = open_entry(self.keys, ident, result.envelope)
-            except IntegrityError as exc:
-                self._stats.add("integrity_failures")
-                log.warning("refused a fleet entry: %s", exc)
-        return FleetLease(result.outcome, entry, result.fresh and entry is not None,
-                          result.token)
+    async def release(self, key: CacheKey, lease: Lease) -> bool:
+        """Give ``lease`` back; ``False`` when the fleet could not be told."""
+        try:
+            await self.transport.release(self.seal.id_of(key), lease)
+        except FleetError as exc:
+            log.warning("could not release a fleet lease: %s", exc)
+            return False
+        return True
 
-    def put(
-        self, key: CacheKey, entry: CacheEntry, *, fresh_ttl: float, keep_ttl: float,
-        lease_token: str | None,
-    ) -> None:
-        """Seal and share an entry."""
-        ident = self.id_of(key)
-        self.cache.put(
-            ident, seal_entry(self.keys, ident, entry), fresh_ttl=fresh_ttl,
-            keep_ttl=keep_ttl, lease_token=lease_token, tag=self.tag_of(key.resource),
-        )
+    async def invalidate(self, resources: Sequence[str]) -> bool:
+        """Drop every shared variant of ``resources``; ``False`` when the fleet failed."""
+        try:
+            await self.transport.invalidate([self.seal.tag_of(r) for r in resources])
+        except FleetError as exc:
+            log.warning("fleet invalidation failed: %s", exc)
+            return False
+        return True
 
-    def release(self, key: CacheKey, lease_token: str) -> None:
-        """Give a lease back unfilled."""
-        self.cache.release(self.id_of(key), lease_token)
+    async def note_limit(self, resource: str, until: float) -> bool:
+        """Share a rate limit with the fleet; ``False`` when the fleet could not be told."""
+        try:
+            await self.transport.note_limit(resource, until)
+        except FleetError as exc:
+            log.warning("could not share a rate limit with the fleet: %s", exc)
+            return False
+        return True
 
-    def invalidate(self, resources: Sequence[str]) -> None:
-        """Drop every shared variant of these resources."""
-        self.cache.invalidate([self.tag_of(r) for r in resources])
+    def limits(self) -> Mapping[str, float]:
+        """The rate limits the fleet last reported."""
+        return self.transport.limits()

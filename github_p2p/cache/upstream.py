@@ -97,8 +97,12 @@ class Upstream:
         url: str,
         headers: Mapping[str, str],
         data: bytes | None = None,
+        *,
+        wait_for_limits: bool = True,
     ) -> UpstreamResponse:
         """Send the request; returns GitHub's final answer, whatever its status.
+
+        ``wait_for_limits`` false returns a rate-limit answer at once instead of waiting it out.
 
         Raises :class:`UpstreamUnavailableError` when GitHub could not be reached at all.
         Only idempotent methods are retried on 5xx or connection failures; rate-limit answers
@@ -126,6 +130,7 @@ class Upstream:
             decision = decide_retry(
                 status=status, headers=hdrs, attempt=state.attempt_number - 1,
                 now=self._clock(), settings=self._retry, jitter=self._jitter(), body_hint=hint,
+                wait_for_limits=wait_for_limits,
             )
             decisions[state.attempt_number] = decision
             if decision.retry:

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.cli import registry as registry_cli
 from github_p2p.cli.gh import command as gh_cli
 from github_p2p.config import (
@@ -249,7 +250,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 def _cmd_stop(args: argparse.Namespace) -> int:
     endpoint = _endpoint(args.endpoint)
     try:
-        requests.post(f"{endpoint}/_p2p/shutdown", timeout=10)
+        requests.post(f"{endpoint}/_p2p/shutdown", headers={CONTROL_HEADER: "1"}, timeout=10)
     except requests.RequestException as exc:
         raise GitHubP2PError(f"no github-p2p daemon answers at {endpoint}") from exc
     deadline = time.monotonic() + args.timeout

@@ -2,7 +2,9 @@
 
 A key names one GitHub representation: API base URL, method, path, sorted query, ``Accept``,
 API version header and the cache scope. The token is never part of it: the fleet shares one
-answer per resource, and keys end up in logs and on disk.
+answer per resource, and keys end up in logs and on disk. For answers that depend on the caller
+(see :class:`~github_p2p.core.policy.Sharing`) the key carries the token's one-way fingerprint
+instead, and such a key is never shared with the fleet.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class CacheKey:
     text: str
     #: The resource (base, scope, path) the key belongs to; writes invalidate by it.
     resource: str
+    #: False for a caller-specific key (it names one token's view): never sent to the fleet.
+    shared: bool = True
 
     @property
     def local_id(self) -> str:
@@ -56,8 +60,12 @@ def make_cache_key(
     query: Iterable[tuple[str, str]] = (),
     headers: Mapping[str, str] | None = None,
     scope: str = "",
+    owner: str | None = None,
 ) -> CacheKey:
-    """Build the key of a request. ``headers`` may use any case."""
+    """Build the key of a request. ``headers`` may use any case.
+
+    ``owner`` (a token fingerprint) makes the key private to that token.
+    """
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     accept = lowered.get("accept", "").strip()
     if accept in _DEFAULT_ACCEPTS:
@@ -66,10 +74,11 @@ def make_cache_key(
     base = base_url.rstrip("/").lower()
     norm_path = _normalise_path(path)
     sorted_query = urlencode(sorted((str(k), str(v)) for k, v in query))
-    text = "|".join(
-        [base, method.upper(), norm_path, sorted_query, accept, version, scope]
-    )
-    return CacheKey(text=text, resource=_resource(base, scope, norm_path))
+    parts = [base, method.upper(), norm_path, sorted_query, accept, version, scope]
+    if owner is not None:
+        parts.append("owner=" + owner)
+    return CacheKey(text="|".join(parts), resource=_resource(base, scope, norm_path),
+                    shared=owner is None)
 
 
 #: Collections whose writes change the repository document itself (``open_issues_count``).

@@ -62,6 +62,9 @@ class CacheEntry:
     etag_owner: str | None = None
     last_modified: str | None = None
     digest: bytes = b""
+    #: Fingerprint of the only token this entry may be served to (negative answers), or
+    #: ``None`` when it is the same for every caller of the scope.
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         if not self.digest:
@@ -70,6 +73,15 @@ class CacheEntry:
     def is_fresh(self, now: float) -> bool:
         """True while the entry may be served without asking GitHub."""
         return now < self.expires_at
+
+    def serves(self, caller: str | None) -> bool:
+        """True when the entry may be served to the token with fingerprint ``caller``."""
+        return self.owner is None or self.owner == caller
+
+    @property
+    def size(self) -> int:
+        """Bytes of :func:`encode_entry`'s output, without building it."""
+        return _HEADER.size + len(_meta_bytes(self)) + len(self.body)
 
     def header(self, name: str) -> str | None:
         """The value of a kept header, case-insensitively."""
@@ -88,8 +100,7 @@ class CacheEntry:
         return json.loads(self.body) if self.body else None
 
 
-def encode_entry(entry: CacheEntry) -> bytes:
-    """Serialise ``entry`` to bytes."""
+def _meta_bytes(entry: CacheEntry) -> bytes:
     meta = {
         "s": entry.status,
         "h": [list(pair) for pair in entry.headers],
@@ -100,7 +111,14 @@ def encode_entry(entry: CacheEntry) -> bytes:
         "m": entry.last_modified,
         "d": entry.digest.hex(),
     }
-    raw = json.dumps(meta, separators=(",", ":")).encode()
+    if entry.owner is not None:
+        meta["w"] = entry.owner
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
+def encode_entry(entry: CacheEntry) -> bytes:
+    """Serialise ``entry`` to bytes."""
+    raw = _meta_bytes(entry)
     return _HEADER.pack(len(raw)) + raw + entry.body
 
 
@@ -146,4 +164,5 @@ def decode_entry(data: bytes) -> CacheEntry:
         etag_owner=_opt_str(meta, "o"),
         last_modified=_opt_str(meta, "m"),
         digest=digest,
+        owner=_opt_str(meta, "w"),
     )

@@ -34,6 +34,7 @@ __all__ = [
     "entry_id",
     "fleet_keys_from_master",
     "network_key_from_master",
+    "registry_keys",
 ]
 
 #: Bumped whenever the derivation changes; part of every salt, so old and new never mix.
@@ -95,6 +96,15 @@ def fleet_keys_from_master(master: bytes, scope: str) -> FleetKeys:
 def network_key_from_master(master: bytes) -> bytes:
     """The 32-byte libp2p private-network key (PSK) of the fleet."""
     return _expand(master, "network", 32)
+
+
+def registry_keys(network_key: bytes) -> FleetKeys:
+    """The keys that seal and address peer-registry records, from the network key (so a blind
+    hub, which holds only that, can take part in the registry)."""
+    if len(network_key) != 32:
+        raise ConfigError("the network key must be 32 bytes")
+    material = _expand(network_key, "registry", 64)
+    return FleetKeys(aead_key=material[:32], mac_key=material[32:], scope="registry")
 
 
 def derive_fleet_keys(

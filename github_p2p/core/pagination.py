@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["next_page", "next_page_url", "parse_link_header"]
+__all__ = ["link_targets", "next_page", "next_page_url", "parse_link_header"]
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 _REL = re.compile(r'rel\s*=\s*"?([^";,]+)"?')
@@ -28,6 +28,11 @@ def parse_link_header(value: str | None) -> dict[str, str]:
             for name in rel.group(1).split():
                 links.setdefault(name, url)
     return links
+
+
+def link_targets(value: str) -> list[str]:
+    """Every URL a ``Link`` header names, whatever its ``rel``."""
+    return [match.group(1) for match in _LINK.finditer(value)]
 
 
 def next_page_url(value: str | None) -> str | None:

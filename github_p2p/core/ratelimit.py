@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["RateLimit", "RetryDecision", "RetrySettings", "decide_retry"]
+__all__ = [
+    "RateLimit",
+    "RetryDecision",
+    "RetrySettings",
+    "api_resource",
+    "decide_retry",
+    "limit_until",
+    "rate_limit_kind",
+]
 
 _SERVER_ERRORS = frozenset({500, 502, 503, 504})
 
@@ -76,7 +84,12 @@ class RetryDecision:
     reason: str
 
 
-def _is_rate_limited(status: int, headers: Mapping[str, str], body_hint: str) -> str | None:
+def rate_limit_kind(status: int, headers: Mapping[str, str], body_hint: str = "") -> str | None:
+    """``"primary"`` or ``"secondary"`` when the answer is a rate limit, else ``None``.
+
+    ``headers`` has lower-case names; ``body_hint`` is the start of the body (GitHub names a
+    secondary limit there when it sends no ``retry-after``).
+    """
     if status not in (403, 429):
         return None
     if "retry-after" in headers:
@@ -97,11 +110,13 @@ def decide_retry(
     settings: RetrySettings,
     jitter: float,
     body_hint: str = "",
+    wait_for_limits: bool = True,
 ) -> RetryDecision:
     """Decide what to do after attempt number ``attempt`` (0-based) ended.
 
     ``status`` is ``None`` for a connection failure. ``jitter`` is a number in [0, 1) supplied
-    by the caller (so this function stays deterministic under test).
+    by the caller (so this function stays deterministic under test). ``wait_for_limits`` false
+    gives up at once on a rate limit (the caller has a stale answer to serve instead).
     """
     if attempt >= settings.max_retries:
         return RetryDecision(False, 0.0, "retry budget exhausted")
@@ -109,7 +124,9 @@ def decide_retry(
     if status is None or status in _SERVER_ERRORS:
         # Full jitter keeps a fleet of runners from retrying in lockstep.
         return RetryDecision(True, backoff * (0.5 + jitter / 2), "server error")
-    kind = _is_rate_limited(status, headers, body_hint)
+    kind = rate_limit_kind(status, headers, body_hint)
+    if kind is not None and not wait_for_limits:
+        return RetryDecision(False, 0.0, f"{kind} rate limit: answering from the cache")
     if kind == "secondary":
         after = _int_header(headers, "retry-after")
         delay = float(after) if after is not None else settings.secondary_floor * 2**attempt
@@ -123,3 +140,29 @@ def decide_retry(
             return RetryDecision(False, delay, "primary rate limit exhausted")
         return RetryDecision(True, delay, "primary rate limit reset")
     return RetryDecision(False, 0.0, "not retryable")
+
+
+def api_resource(path: str) -> str:
+    """The rate-limit resource a request spends (``x-ratelimit-resource``'s names)."""
+    if path == "/graphql":
+        return "graphql"
+    if path.startswith("/search/"):
+        return "search"
+    return "core"
+
+
+def limit_until(status: int, headers: Mapping[str, str], body_hint: str, now: float,
+                settings: RetrySettings) -> tuple[str, float] | None:
+    """When an answer is a rate limit: its kind and until when it holds (epoch seconds).
+
+    A primary limit holds until ``x-ratelimit-reset``; a secondary one for ``retry-after``
+    seconds, or at least a minute when GitHub does not say (its documented advice).
+    """
+    kind = rate_limit_kind(status, headers, body_hint)
+    if kind == "primary":
+        reset = _int_header(headers, "x-ratelimit-reset")
+        return kind, float(reset) if reset is not None else now + settings.secondary_floor
+    if kind == "secondary":
+        after = _int_header(headers, "retry-after")
+        return kind, now + (float(after) if after is not None else settings.secondary_floor)
+    return None

@@ -18,11 +18,14 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from github_p2p.core.cachekey import CacheKey
 from github_p2p.core.entry import CacheEntry, decode_entry, encode_entry
-from github_p2p.core.keys import FleetKeys
+from github_p2p.core.keys import FleetKeys, entry_id
+from github_p2p.core.lease import LeaseAnswer
 from github_p2p.errors import (
     EnvelopeFormatError,
     ForeignKeyError,
+    IntegrityError,
     TamperedEntryError,
     WrongEntryIdError,
 )
@@ -30,6 +33,8 @@ from github_p2p.errors import (
 __all__ = [
     "ENVELOPE_VERSION",
     "MAX_ENVELOPE",
+    "MAX_PLAINTEXT",
+    "FleetSeal",
     "open_entry",
     "open_envelope",
     "seal",
@@ -43,6 +48,8 @@ _NONCE = 12
 _TAG = 16
 _HEADER_LEN = 1 + 4 + 8
 _OVERHEAD = _HEADER_LEN + _NONCE + _TAG
+#: The largest encoded entry that still fits an envelope.
+MAX_PLAINTEXT = MAX_ENVELOPE - _OVERHEAD
 
 
 def _header(keys: FleetKeys, entry_id: bytes) -> bytes:
@@ -101,3 +108,39 @@ def seal_entry(keys: FleetKeys, entry_id: bytes, entry: CacheEntry) -> bytes:
 def open_entry(keys: FleetKeys, entry_id: bytes, envelope: bytes) -> CacheEntry:
     """Open and decode a sealed entry, verifying the body digest."""
     return decode_entry(open_envelope(keys, entry_id, envelope))
+
+
+class FleetSeal:
+    """The fleet's keys applied to cache keys and entries: ids, tags, sealing, opening.
+
+    Nothing readable leaves a runner: an entry's id on the wire is an HMAC of its cache key,
+    its resource tag an HMAC of the resource, its body and headers ciphertext.
+    """
+
+    def __init__(self, keys: FleetKeys) -> None:
+        self.keys = keys
+
+    def id_of(self, key: CacheKey) -> bytes:
+        """The fleet id of a cache key."""
+        return entry_id(self.keys, key.text)
+
+    def tag_of(self, resource: str) -> bytes:
+        """The fleet id of a resource, used to invalidate all its variants."""
+        return entry_id(self.keys, "resource|" + resource)
+
+    def seal(self, key: CacheKey, entry: CacheEntry) -> bytes:
+        """The envelope of ``entry`` under ``key``."""
+        return seal_entry(self.keys, self.id_of(key), entry)
+
+    def open(self, key: CacheKey, answer: LeaseAnswer[bytes]
+             ) -> tuple[LeaseAnswer[CacheEntry], IntegrityError | None]:
+        """Open the entry riding on a lease answer; a sealed entry that fails to open or verify
+        is dropped from the answer and returned as the error (never served)."""
+        entry, error = None, None
+        if answer.payload:
+            try:
+                entry = open_entry(self.keys, self.id_of(key), answer.payload)
+            except IntegrityError as exc:
+                error = exc
+        return LeaseAnswer(answer.outcome, entry, answer.fresh and entry is not None,
+                           answer.lease), error

@@ -35,6 +35,8 @@ COUNTERS = (
     "errors",
     "integrity_failures",
     "fleet_errors",
+    "too_large_to_share",
+    "graphql_calls",
 )
 
 _OUTCOME_COUNTER = {

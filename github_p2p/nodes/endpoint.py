@@ -1,10 +1,15 @@
 """The local HTTP endpoint of a node (starlette app, served by hypercorn's trio worker).
 
 Both node kinds serve status (``/_p2p/health|stats|peers``, the MCP dashboard aliases,
-``/metrics``). A runner peer also serves the read-through proxy at the root: ``GET /repos/o/r``
-behaves like ``GET {GITHUB_API_URL}/repos/o/r`` with the caller's ``Authorization``; the hub
-serves its dashboard at ``/``. Only loopback clients with a loopback ``Host`` are served, which
-also defeats DNS-rebinding pages in a browser on the same machine.
+``/metrics``). A runner peer also serves the read-through proxy at the root
+(:mod:`github_p2p.nodes.proxy`); the hub serves its dashboard at ``/``.
+
+Who may call it (see docs/security.md): only loopback clients with a loopback ``Host``, which
+also defeats DNS-rebinding pages; and never a web page. A browser marks every cross-origin
+request with ``Origin`` (and ``Sec-Fetch-Site``), so any request carrying ``Origin`` or a
+cross-site/same-site ``Sec-Fetch-Site`` is refused before it reaches GitHub or a control route.
+``POST /_p2p/*`` also requires :data:`CONTROL_HEADER`, which a page cannot send without a
+preflight that is itself refused.
 """
 
 from __future__ import annotations
@@ -14,27 +19,24 @@ import logging
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from github_p2p.cache.engine import CACHE_HEADER, UPSTREAM_CALLS_HEADER, CacheEngine
-from github_p2p.errors import UpstreamUnavailableError
+from github_p2p.cache.driver import CONTROL_HEADER
+from github_p2p.cache.trio_engine import TrioCacheEngine
 from github_p2p.nodes.metrics import mcp_stats, metrics_registry, render_metrics
+from github_p2p.nodes.proxy import Proxy
 
-__all__ = ["MAX_BODY", "NodeView", "build_app"]
+__all__ = ["CONTROL_HEADER", "NodeView", "build_app", "refusal"]
 
 log = logging.getLogger(__name__)
 
-#: Largest request body the proxy forwards (GitHub's own limits are far lower for JSON).
-MAX_BODY = 10 * 1024 * 1024
-_FORWARDED = frozenset({"accept", "x-github-api-version", "content-type", "if-none-match",
-                        "if-modified-since", "user-agent"})
+_SITES_REFUSED = frozenset({"cross-site", "same-site"})
 
 
 class NodeView(Protocol):
@@ -64,12 +66,29 @@ def _loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-def _host_ok(request: Request) -> bool:
+def _host_ok(host_header: str) -> bool:
     try:
-        name = urlsplit("//" + request.headers.get("host", "")).hostname
+        name = urlsplit("//" + host_header).hostname
     except ValueError:  # an unbalanced "[" and the like: not a Host we serve
         return False
     return _loopback(name)
+
+
+def refusal(scope: Scope) -> str | None:
+    """Why a request must be refused (``None``: it may be served). Pure: reads ``scope``."""
+    client = scope.get("client")
+    headers = {k.lower(): v for k, v in scope.get("headers", ())}
+    if not _loopback(client[0] if client else None) or not _host_ok(
+            headers.get(b"host", b"").decode("latin-1")):
+        return "github-p2p serves loopback clients only"
+    if b"origin" in headers:
+        return "github-p2p does not serve web pages (a request with an Origin header)"
+    if headers.get(b"sec-fetch-site", b"").decode("latin-1").lower() in _SITES_REFUSED:
+        return "github-p2p does not serve web pages (a cross-site request)"
+    if (scope.get("method") == "POST" and scope.get("path", "").startswith("/_p2p/")
+            and CONTROL_HEADER.lower().encode() not in headers):
+        return f"control requests need the {CONTROL_HEADER} header"
+    return None
 
 
 # The page is self-contained (inline CSS and JS, no CDN): it may only talk to its own node.
@@ -85,7 +104,7 @@ _DASHBOARD_HEADERS = {
 def build_app(
     node: NodeView,
     *,
-    engine: CacheEngine | None = None,
+    engine: TrioCacheEngine | None = None,
     default_token: Callable[[], str | None] = lambda: None,
 ) -> ASGIApp:
     """The ASGI app of a node; ``engine`` enables the read-through proxy (runner peers)."""
@@ -132,41 +151,12 @@ def build_app(
             path = None
         if not isinstance(path, str) or not path.startswith("/") or len(path) > 2048:
             return JSONResponse({"message": 'expected {"path": "/repos/..."}'}, status_code=400)
-        await trio.to_thread.run_sync(engine.invalidate, path.split("?", 1)[0])
+        await engine.invalidate(path.split("?", 1)[0])
         return JSONResponse({"invalidated": path})
 
     async def dashboard(_: Request) -> Response:
         page = resources.files("github_p2p.nodes").joinpath("static/dashboard.html")
         return HTMLResponse(page.read_text(encoding="utf-8"), headers=_DASHBOARD_HEADERS)
-
-    async def proxy(request: Request) -> Response:
-        assert engine is not None
-        body = await _bounded_body(request)
-        if body is None:
-            return JSONResponse({"message": "request body too large"}, status_code=413)
-        token = _bearer(request.headers.get("authorization")) or default_token()
-        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
-        query = list(request.query_params.multi_items())
-        path = _upstream_path(request.scope["path"])  # decoded by the server, tabs and all
-        if path is None:
-            return JSONResponse({"message": "refused request path: dot segments, backslashes, "
-                                            "encoded separators and control characters are not "
-                                            "forwarded"}, status_code=400)
-        try:
-            answer = await trio.to_thread.run_sync(
-                engine.handle, request.method, path, query, headers, body or None, token
-            )
-        except UpstreamUnavailableError as exc:
-            return JSONResponse({"message": str(exc)}, status_code=502,
-                                headers={CACHE_HEADER: "miss",
-                                         UPSTREAM_CALLS_HEADER: str(exc.calls)})
-        out = answer.response_headers()
-        own_base = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        for name in list(out):
-            if name.lower() == "link":
-                # Pagination must come back through the proxy, not straight to GitHub.
-                out[name] = out[name].replace(engine.api_url, own_base)
-        return Response(answer.body, status_code=answer.status, headers=out)
 
     routes = [
         Route("/_p2p/health", health),
@@ -180,63 +170,26 @@ def build_app(
     if engine is not None:
         routes.append(Route("/_p2p/invalidate", invalidate, methods=["POST"]))
         routes.append(Route("/_p2p/dashboard", dashboard))
-        routes.append(Route("/{path:path}", proxy,
-                            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]))
     else:
         routes.append(Route("/", dashboard))
 
     app = Starlette(routes=routes)
+    proxy = Proxy(engine, default_token) if engine is not None else None
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            client = scope.get("client")
-            request = Request(scope)
-            if not _loopback(client[0] if client else None) or not _host_ok(request):
-                response = PlainTextResponse("github-p2p serves loopback clients only",
-                                             status_code=403)
-                await response(scope, receive, send)
+            why = refusal(scope)
+            if why is not None:
+                await PlainTextResponse(why, status_code=403)(scope, receive, send)
+                return
+            if proxy is not None and not _own_route(scope["path"]):
+                await proxy(scope, receive, send)
                 return
         await app(scope, receive, send)
 
     return guarded
 
 
-async def _bounded_body(request: Request) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _upstream_path(decoded: str) -> str | None:
-    """The path to append to the API base URL, re-encoded; ``None`` when it must be refused.
-
-    ``..`` would be resolved by the HTTP client and climb out of the base URL's path (GHES serves
-    the API under ``/api/v3``), taking the caller's token elsewhere on the host; an encoded dot,
-    slash or backslash left after the server's decoding may be decoded again upstream. Re-encoding
-    keeps a decoded ``?``, ``#`` or ``%`` part of the path instead of cutting it short.
-    """
-    if not decoded.startswith("/") or "\\" in decoded:
-        return None
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
-        return None
-    if any(segment in (".", "..") for segment in decoded.split("/")):
-        return None
-    lowered = decoded.lower()
-    if any(escape in lowered for escape in ("%2e", "%2f", "%5c")):
-        return None
-    return quote(decoded, safe="/:@!$&'()*+,;=~")
-
-
-def _bearer(value: str | None) -> str | None:
-    if not value:
-        return None
-    scheme, _, credential = value.strip().partition(" ")
-    if scheme.lower() in ("bearer", "token") and credential.strip():
-        return credential.strip()
-    return None
-
+def _own_route(path: str) -> bool:
+    """Paths the node answers itself; everything else is GitHub's, through the proxy."""
+    return path.startswith(("/_p2p/", "/api/mcp/")) or path == "/metrics"

@@ -20,21 +20,23 @@ from typing import Any
 import trio
 
 from github_p2p import __version__
-from github_p2p.cache.client import EngineBackend, GitHubClient
-from github_p2p.cache.engine import CacheEngine
+from github_p2p.cache.client import GitHubClient
 from github_p2p.cache.fleet import SealedFleet
 from github_p2p.cache.localstore import LocalStore
+from github_p2p.cache.trio_engine import ThreadBackend, TrioCacheEngine
 from github_p2p.cache.upstream import Upstream
 from github_p2p.config import ClientSettings
+from github_p2p.core.flow import FlowSettings
 from github_p2p.core.keys import derive_master_key, fleet_keys_from_master, network_key_from_master
 from github_p2p.core.policy import load_policy
+from github_p2p.core.sealing import FleetSeal
 from github_p2p.core.stats import Stats
 from github_p2p.nodes.endpoint import build_app
 from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
 from github_p2p.p2p.host import HostSettings, running_host
 from github_p2p.p2p.link import HubLink, LinkSettings
 from github_p2p.p2p.messages import Hello, Scalar
-from github_p2p.p2p.router import FleetRouter, TrioFleetCache
+from github_p2p.p2p.router import FleetRouter
 from github_p2p.registry import (
     Listing,
     NodeIdentity,
@@ -100,7 +102,7 @@ class PeerDaemon:
         self.peer_id: str | None = None
         self.multiaddrs: list[str] = []
         self.endpoint: str | None = None
-        self.engine: CacheEngine | None = None
+        self.engine: TrioCacheEngine | None = None
         self.registry: RegistryAgent | None = None
         self._new_link: Callable[[str], HubLink] | None = None
         self._link_nursery: trio.Nursery | None = None
@@ -182,20 +184,23 @@ class PeerDaemon:
                     self._new_link = new_link
                     self.links = [new_link(addr) for addr in s.bootstrap]
                     router.links = self.links
-                    fleet = SealedFleet(TrioFleetCache(router, trio.lowlevel.current_trio_token()),
-                                        keys, self.stats_counters)
-                self.engine = CacheEngine(
-                    api_url=s.client.api_url, scope=s.client.scope,
+                    fleet = SealedFleet(router, FleetSeal(keys))
+                self.engine = TrioCacheEngine(
+                    settings=FlowSettings(api_url=s.client.api_url, scope=s.client.scope,
+                                          policy=load_policy(s.client.policy_file),
+                                          fleet=fleet is not None,
+                                          fleet_wait=s.client.fleet_wait,
+                                          retry=s.client.retry),
                     upstream=Upstream(self.stats_counters, retry=s.client.retry,
                                       timeout=s.client.timeout, user_agent=s.client.user_agent),
-                    stats=self.stats_counters, policy=load_policy(s.client.policy_file),
-                    store=store, fleet=fleet, fleet_wait=s.client.fleet_wait,
+                    stats=self.stats_counters, store=store, fleet=fleet,
                 )
                 if fleet_on and s.registry is not None and network_key is not None:
                     # Registry calls go through our own engine: cached, shared and counted.
                     self.registry = node_agent(
                         s.registry, network_key=network_key, repo=s.client.scope,
-                        client=GitHubClient(EngineBackend(self.engine, s.client.token)),
+                        client=GitHubClient(ThreadBackend(
+                            self.engine, s.client.token, trio.lowlevel.current_trio_token())),
                         identity=NodeIdentity(running.peer_id, tuple(running.multiaddrs),
                                               self.role, s.arch, s.runner_name, self.started_at),
                         on_listing=self._discovered)

@@ -14,11 +14,11 @@ set. Each message class names its op in ``OP``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal, TypeAlias, get_args
+from typing import ClassVar, Final, Literal, TypeAlias, get_args
 
-from github_p2p.errors import LocalProtocolError, RemoteProtocolError
+from github_p2p.errors import RemoteProtocolError
 from github_p2p.p2p.fields import (
     ENTRY_ID_SIZE,
     MAX_RID,
@@ -58,6 +58,7 @@ __all__ = [
     "Lease",
     "LeaseOutcome",
     "LeaseReply",
+    "LimitNote",
     "Message",
     "NotFound",
     "Ok",
@@ -72,8 +73,6 @@ __all__ = [
     "Scalar",
     "StatsQuery",
     "StatsReply",
-    "message_from_meta",
-    "message_to_meta",
 ]
 
 #: Bound on the human-readable text of an :class:`Error`.
@@ -264,6 +263,23 @@ class Report:
 
 
 @dataclass(frozen=True)
+class LimitNote:
+    """GitHub answered a secondary rate limit for ``resource`` that holds until ``until``
+    (epoch seconds); answered by :class:`Ok`. The hub hands its live limits to every lease
+    reply, so the fleet sends one probe rather than a burst."""
+
+    OP: ClassVar[int] = 0x0F
+    rid: int
+    resource: str
+    until: float
+
+    def __post_init__(self) -> None:
+        check_rid(self.rid)
+        check_text(self.resource, "resource", limit=32)
+        set_field(self, "until", number(self.until, "until"))
+
+
+@dataclass(frozen=True)
 class Ok:
     """The request ``rid`` succeeded and has nothing else to say."""
 
@@ -329,11 +345,19 @@ class LeaseReply:
     fresh: bool = False
     lease_token: str | None = None
     lease_ttl: float = 0.0
+    #: Rate limits the fleet reported that still hold: resource → until (epoch seconds).
+    limits: Mapping[str, Scalar] | None = None
 
     def __post_init__(self) -> None:
         check_rid(self.rid)
         check_entry_id(self.entry_id)
         check_choice(self.outcome, "outcome", LEASE_OUTCOMES)
+        if self.limits is not None:
+            set_field(self, "limits", record(self.limits, "limits"))
+            if len(self.limits) > 8 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for v in self.limits.values()):
+                fail("limits must be at most 8 numbers")
         set_field(self, "envelope", blob(self.envelope, "envelope", empty=True))
         check_flag(self.fresh, "fresh")
         set_field(self, "lease_ttl", number(self.lease_ttl, "lease_ttl"))
@@ -392,14 +416,14 @@ class Error:
 
 
 Request: TypeAlias = (
-    Hello | Get | Put | Delete | Lease | Release | StatsQuery | PeersQuery | Report
+    Hello | Get | Put | Delete | Lease | Release | StatsQuery | PeersQuery | Report | LimitNote
 )
 Response: TypeAlias = Ok | Entry | NotFound | LeaseReply | StatsReply | PeersReply | Error
 Message: TypeAlias = Request | Response
 
 #: Message classes a runner sends, for ``isinstance`` checks.
 REQUEST_TYPES: Final = (
-    Hello, Get, Put, Delete, Lease, Release, StatsQuery, PeersQuery, Report
+    Hello, Get, Put, Delete, Lease, Release, StatsQuery, PeersQuery, Report, LimitNote
 )
 #: Message classes the hub answers with.
 RESPONSE_TYPES: Final = (Ok, Entry, NotFound, LeaseReply, StatsReply, PeersReply, Error)
@@ -407,71 +431,3 @@ RESPONSE_TYPES: Final = (Ok, Entry, NotFound, LeaseReply, StatsReply, PeersReply
 MESSAGE_TYPES: Final[Mapping[int, type[Message]]] = MappingProxyType(
     {cls.OP: cls for cls in (*REQUEST_TYPES, *RESPONSE_TYPES)}
 )
-
-
-# --- decoding (FrameRejected: the peer broke the contract) ----------------------------------
-
-
-def _bad(message: str) -> FrameRejected:
-    return FrameRejected("bad_message", message)
-
-
-#: Fields holding 32-byte ids, which travel as hex.
-_ID_FIELDS = frozenset({"entry_id", "tag"})
-
-
-def _hex_id(text: object, name: str) -> bytes:
-    if (
-        not isinstance(text, str)
-        or len(text) != 2 * ENTRY_ID_SIZE
-        or not _HEX_DIGITS.issuperset(text)
-    ):
-        raise _bad(f"{name} must be {2 * ENTRY_ID_SIZE} lowercase hex digits")
-    return bytes.fromhex(text)
-
-
-def message_to_meta(message: Message) -> tuple[dict[str, Any], bytes]:
-    """Split ``message`` into its JSON-ready meta and its raw payload (its envelope, if any)."""
-    meta: dict[str, Any] = {}
-    payload = b""
-    for item in fields(message):
-        value = getattr(message, item.name)
-        if item.name == _PAYLOAD:
-            payload = value
-        elif item.name in _ID_FIELDS:
-            meta[item.name] = value.hex() if value is not None else None
-        elif item.name == "stats":
-            meta["stats"] = dict(value)
-        elif item.name == "peers":
-            meta["peers"] = [dict(peer) for peer in value]
-        else:
-            meta[item.name] = value
-    return meta, payload
-
-
-def message_from_meta(op: int, meta: Mapping[str, Any], payload: bytes) -> Message:
-    """Build the message of ``op`` from its decoded JSON ``meta`` and raw ``payload``.
-
-    Unknown meta keys are ignored; a key whose value may be null may be left out. Raises
-    :class:`FrameRejected` (code ``unknown_op`` or ``bad_message``, ``rid`` not set) when
-    ``op``, ``meta`` or ``payload`` do not make a valid message.
-    """
-    cls = MESSAGE_TYPES.get(op)
-    if cls is None:
-        raise FrameRejected("unknown_op", f"unknown op 0x{op:02x}")
-    args: dict[str, Any] = {}
-    for item in fields(cls):
-        if item.name == _PAYLOAD:
-            args[_PAYLOAD] = payload
-        elif item.name in meta:
-            value = meta[item.name]
-            is_id = item.name in _ID_FIELDS and value is not None
-            args[item.name] = _hex_id(value, item.name) if is_id else value
-        elif item.default is not None:
-            raise _bad(f"missing field {item.name!r}")
-    if payload and _PAYLOAD not in args:
-        raise _bad(f"{cls.__name__} carries no payload")
-    try:
-        return cls(**args)
-    except LocalProtocolError as exc:
-        raise _bad(str(exc)) from exc

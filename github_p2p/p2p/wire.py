@@ -73,6 +73,7 @@ from github_p2p.p2p.messages import (
     Lease,
     LeaseOutcome,
     LeaseReply,
+    LimitNote,
     Message,
     NotFound,
     Ok,
@@ -87,9 +88,8 @@ from github_p2p.p2p.messages import (
     Scalar,
     StatsQuery,
     StatsReply,
-    message_from_meta,
-    message_to_meta,
 )
+from github_p2p.p2p.meta import message_from_meta, message_to_meta
 
 __all__ = [
     "ENTRY_ID_SIZE",
@@ -116,6 +116,7 @@ __all__ = [
     "Lease",
     "LeaseOutcome",
     "LeaseReply",
+    "LimitNote",
     "Message",
     "NotFound",
     "Ok",

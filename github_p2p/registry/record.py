@@ -28,10 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from github_p2p.core.keys import KEY_VERSION, FleetKeys, entry_id
+from github_p2p.core.keys import FleetKeys, entry_id, registry_keys
 from github_p2p.core.sealing import open_envelope, seal
 from github_p2p.errors import ConfigError, EnvelopeFormatError, WrongEntryIdError
 
@@ -71,15 +68,6 @@ _SEALED_LINE = re.compile(
 _FILE_FORMAT = "github-p2p/registry-record"
 _NOTE = ("github-p2p fleet node: a sealed registry record that only the fleet can read. "
          "The node refreshes it while it runs and deletes it when it stops.")
-
-
-def registry_keys(network_key: bytes) -> FleetKeys:
-    """The keys that seal and address registry records, from the fleet's network key."""
-    if len(network_key) != 32:
-        raise ConfigError("the network key must be 32 bytes")
-    material = HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
-                    info=f"github-p2p/v{KEY_VERSION}/registry".encode()).derive(network_key)
-    return FleetKeys(aead_key=material[:32], mac_key=material[32:], scope="registry")
 
 
 def peer_tag(keys: FleetKeys, peer_id: str) -> str:

@@ -1,8 +1,8 @@
-"""The hub's store: sealed envelopes by id, on diskcache, bounded, with TTL.
+"""The hub's disk layer: sealed envelopes by id, on diskcache, bounded, with TTL (blocking).
 
-The hub never holds a sealing key: it stores what runners put, by the HMAC id they chose, with
-the freshness they declared, and an optional resource tag (also an HMAC) for invalidation. It
-cannot read URLs or bodies.
+The hub reaches it only through :class:`~github_p2p.nodes.hub.envelopes.DiskEnvelopeStore`,
+which runs it in worker threads. It cannot read URLs or bodies: ids and tags are HMACs and
+envelopes are ciphertext.
 """
 
 from __future__ import annotations
@@ -10,27 +10,16 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from github_p2p.cache.diskstore import DiskStore
+from github_p2p.nodes.hub.envelopes import StoredEnvelope
 
-__all__ = ["BlindStore", "StoredEnvelope"]
+__all__ = ["BlindStore"]
 
-_TIME = struct.Struct(">dd")  # fresh until, stored at
-
-
-@dataclass(frozen=True)
-class StoredEnvelope:
-    """An envelope as the hub keeps it."""
-
-    envelope: bytes
-    fresh_until: float
-    stored_at: float
-
-    def is_fresh(self, now: float) -> bool:
-        """True while the putter said it may be served without asking GitHub."""
-        return now < self.fresh_until
+# fresh until, stored at, tag (all zeros: none)
+_HEAD = struct.Struct(">dd32s")
+_NO_TAG = bytes(32)
 
 
 class BlindStore(DiskStore):
@@ -44,16 +33,17 @@ class BlindStore(DiskStore):
     def get(self, entry_id: bytes) -> StoredEnvelope | None:
         """The stored envelope, or ``None`` (also when the disk fails: a miss, not a crash)."""
         value = self._read(entry_id.hex())
-        if not isinstance(value, bytes) or len(value) <= _TIME.size:
+        if not isinstance(value, bytes) or len(value) <= _HEAD.size:
             return None
-        fresh_until, stored_at = _TIME.unpack_from(value)
-        return StoredEnvelope(value[_TIME.size:], fresh_until, stored_at)
+        fresh_until, stored_at, tag = _HEAD.unpack_from(value)
+        return StoredEnvelope(value[_HEAD.size:], fresh_until, stored_at,
+                              None if tag == _NO_TAG else tag)
 
     def put(self, entry_id: bytes, envelope: bytes, *, fresh_ttl: float, keep_ttl: float,
             tag: bytes | None) -> bool:
         """Keep ``envelope`` for ``keep_ttl`` seconds, fresh for ``fresh_ttl``."""
         now = self._clock()
-        value = _TIME.pack(now + fresh_ttl, now) + envelope
+        value = _HEAD.pack(now + fresh_ttl, now, tag or _NO_TAG) + envelope
         return self._write(entry_id.hex(), value, expire=max(keep_ttl, fresh_ttl),
                            tag=tag.hex() if tag else None)
 

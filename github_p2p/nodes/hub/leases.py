@@ -4,7 +4,7 @@ The first runner to miss an id is *granted* a lease: it fetches from GitHub and 
 Runners asking while the lease is held *wait* (bounded) and receive the fill. If the holder dies
 (its connection drops) or its lease runs out, or it gives the lease back because GitHub failed,
 the next waiter takes the lease over. All waiting uses trio's clock, so tests run on a
-``MockClock``.
+``MockClock``; the store's own times use the wall clock.
 """
 
 from __future__ import annotations
@@ -16,29 +16,21 @@ from dataclasses import dataclass, field
 
 import trio
 
-from github_p2p.nodes.hub.blindstore import BlindStore, StoredEnvelope
-from github_p2p.p2p.messages import LeaseOutcome
+from github_p2p.core.lease import Lease, LeaseAnswer, LeaseOutcome
+from github_p2p.nodes.hub.envelopes import EnvelopeStore, StoredEnvelope
 
-__all__ = ["LeaseBoard", "LeaseDecision", "LeaseStats"]
+__all__ = ["LeaseBoard", "LeaseStats"]
 
 
 @dataclass
-class _Lease:
-    token: str
+class _Held:
+    """A lease as the hub keeps it while someone holds it."""
+
+    lease: Lease
     holder: str
     expires_at: float
     done: trio.Event = field(default_factory=trio.Event)
     waiters: int = 0
-
-
-@dataclass(frozen=True)
-class LeaseDecision:
-    """The answer to one lease request."""
-
-    outcome: LeaseOutcome
-    stored: StoredEnvelope | None
-    token: str | None = field(default=None, repr=False)
-    lease_ttl: float = 0.0
 
 
 @dataclass
@@ -53,98 +45,93 @@ class LeaseStats:
 
 
 class LeaseBoard:
-    """Coordinates fills over a :class:`BlindStore`."""
+    """Coordinates fills over an :class:`EnvelopeStore`."""
 
-    def __init__(self, store: BlindStore, *, lease_ttl: float = 30.0,
-                 wall_clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, store: EnvelopeStore, *, lease_ttl: float = 30.0,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.lease_ttl = lease_ttl
         self.stats = LeaseStats()
-        self._leases: dict[bytes, _Lease] = {}
+        self._held: dict[bytes, _Held] = {}
         self._wall_clock = wall_clock
 
     @property
     def in_flight(self) -> int:
         """Leases currently held."""
-        return len(self._leases)
+        return len(self._held)
 
     @property
     def waiting(self) -> int:
         """Runners currently waiting for a fill."""
-        return sum(lease.waiters for lease in self._leases.values())
-
-    def _now_wall(self) -> float:
-        return self._wall_clock() if self._wall_clock else time.time()
-
-    def _fresh(self, entry_id: bytes) -> tuple[StoredEnvelope | None, bool]:
-        stored = self.store.get(entry_id)
-        return stored, stored is not None and stored.is_fresh(self._now_wall())
+        return sum(held.waiters for held in self._held.values())
 
     def _grant(self, entry_id: bytes, holder: str, stored: StoredEnvelope | None
-               ) -> LeaseDecision:
-        lease = _Lease(secrets.token_hex(16), holder, trio.current_time() + self.lease_ttl)
-        self._leases[entry_id] = lease
+               ) -> LeaseAnswer[StoredEnvelope]:
+        lease = Lease(secrets.token_hex(16), self.lease_ttl)
+        self._held[entry_id] = _Held(lease, holder, trio.current_time() + self.lease_ttl)
         self.stats.granted += 1
-        return LeaseDecision("granted", stored, lease.token, self.lease_ttl)
+        return LeaseAnswer(LeaseOutcome.GRANTED, stored, False, lease)
 
-    async def lease(self, entry_id: bytes, holder: str, wait: float) -> LeaseDecision:
+    async def lease(self, entry_id: bytes, holder: str, wait: float
+                    ) -> LeaseAnswer[StoredEnvelope]:
         """Answer a runner (``holder`` names its connection) that wants ``entry_id``."""
         deadline = trio.current_time() + max(0.0, wait)
         waited = False
         while True:
-            stored, fresh = self._fresh(entry_id)
-            if fresh:
+            stored = await self.store.get(entry_id)
+            if stored is not None and stored.is_fresh(self._wall_clock()):
                 if waited:
                     self.stats.filled += 1
-                return LeaseDecision("filled" if waited else "hit", stored)
-            lease = self._leases.get(entry_id)
+                return LeaseAnswer(LeaseOutcome.FILLED if waited else LeaseOutcome.HIT,
+                                   stored, True)
+            held = self._held.get(entry_id)
             now = trio.current_time()
-            if lease is not None and now >= lease.expires_at:
+            if held is not None and now >= held.expires_at:
                 # The holder went quiet for a whole lease: hand it to whoever asks next.
                 self.stats.expired += 1
-                self._finish(entry_id, lease)
-                lease = None
-            if lease is None:
+                self._finish(entry_id, held)
+                held = None
+            if held is None:
                 if waited:
                     self.stats.takeovers += 1
                 return self._grant(entry_id, holder, stored)
             if now >= deadline:
                 self.stats.timeouts += 1
-                return LeaseDecision("timeout", stored)
+                return LeaseAnswer(LeaseOutcome.TIMEOUT, stored, False)
             waited = True
-            lease.waiters += 1
+            held.waiters += 1
             try:
-                with trio.move_on_at(min(deadline, lease.expires_at)):
-                    await lease.done.wait()
+                with trio.move_on_at(min(deadline, held.expires_at)):
+                    await held.done.wait()
             finally:
-                lease.waiters -= 1
+                held.waiters -= 1
 
     def fill(self, entry_id: bytes, token: str | None) -> None:
         """An entry for ``entry_id`` was just stored: wake its waiters, end its lease."""
-        lease = self._leases.get(entry_id)
-        if lease is not None and (token is None or token == lease.token):
-            self._finish(entry_id, lease)
-        elif lease is not None:
+        held = self._held.get(entry_id)
+        if held is not None and (token is None or token == held.lease.token):
+            self._finish(entry_id, held)
+        elif held is not None:
             # A put from a runner that did not hold the lease is still a fill for waiters.
-            lease.done.set()
-            lease.done = trio.Event()
+            held.done.set()
+            held.done = trio.Event()
 
     def release(self, entry_id: bytes, token: str) -> bool:
         """The holder gives up without a fill (GitHub failed): the next waiter takes over."""
-        lease = self._leases.get(entry_id)
-        if lease is None or lease.token != token:
+        held = self._held.get(entry_id)
+        if held is None or held.lease.token != token:
             return False
-        self._finish(entry_id, lease)
+        self._finish(entry_id, held)
         return True
 
     def release_holder(self, holder: str) -> int:
         """A runner disconnected: every lease it held is handed on at once."""
-        dropped = [(eid, lease) for eid, lease in self._leases.items() if lease.holder == holder]
-        for entry_id, lease in dropped:
-            self._finish(entry_id, lease)
+        dropped = [(eid, held) for eid, held in self._held.items() if held.holder == holder]
+        for entry_id, held in dropped:
+            self._finish(entry_id, held)
         return len(dropped)
 
-    def _finish(self, entry_id: bytes, lease: _Lease) -> None:
-        if self._leases.get(entry_id) is lease:
-            del self._leases[entry_id]
-        lease.done.set()
+    def _finish(self, entry_id: bytes, held: _Held) -> None:
+        if self._held.get(entry_id) is held:
+            del self._held[entry_id]
+        held.done.set()

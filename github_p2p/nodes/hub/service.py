@@ -17,10 +17,11 @@ from typing import Any
 
 import trio
 
+from github_p2p.core.lease import LeaseOutcome
 from github_p2p.errors import FleetUnavailableError, RemoteProtocolError
-from github_p2p.nodes.hub.blindstore import BlindStore
-from github_p2p.nodes.hub.leases import LeaseBoard
+from github_p2p.nodes.hub.envelopes import DiskEnvelopeStore
 from github_p2p.nodes.hub.reports import FleetReports
+from github_p2p.nodes.hub.state import HubState, LocalHubState
 from github_p2p.p2p.channel import MessageChannel
 from github_p2p.p2p.host import HostSettings, RunningHost, running_host, set_safe_stream_handler
 from github_p2p.p2p.messages import (
@@ -33,6 +34,7 @@ from github_p2p.p2p.messages import (
     Hello,
     Lease,
     LeaseReply,
+    LimitNote,
     NotFound,
     Ok,
     PeersQuery,
@@ -104,10 +106,11 @@ class HubService:
 
     role = "bootstrap"
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, state: HubState | None = None) -> None:
         self.settings = settings
-        self.store = BlindStore(settings.cache_dir / "hub-store", size_limit=settings.size_limit)
-        self.board = LeaseBoard(self.store, lease_ttl=settings.lease_ttl)
+        self.state: HubState = state or LocalHubState(
+            DiskEnvelopeStore(settings.cache_dir / "envelopes", size_limit=settings.size_limit),
+            lease_ttl=settings.lease_ttl)
         self.reports = FleetReports()
         #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
         self.registry_stats: Callable[[], Mapping[str, int]] | None = None
@@ -136,22 +139,16 @@ class HubService:
         ``fleet_*`` are the totals of what the runners reported (see :mod:`.reports`).
         """
         c = self.counts
-        served = c["hits"] + self.board.stats.filled
+        figures = self.state.figures()
+        served = c["hits"] + int(figures.get("coalesced_waits", 0))
         asked = c["gets"] + c["leases"]
         return {
             **c,
+            **figures,
             "role": self.role,
             "status": "active" if self.running else "starting",
             "peer_hits": served,
-            "coalesced_waits": self.board.stats.filled,
-            "leases_granted": self.board.stats.granted,
-            "lease_timeouts": self.board.stats.timeouts,
-            "lease_takeovers": self.board.stats.takeovers,
-            "fills_in_flight": self.board.in_flight,
-            "waiters": self.board.waiting,
             "hit_rate": round(served / asked, 4) if asked else 0.0,
-            "total_entries": len(self.store),
-            "bytes_stored": self.store.volume(),
             "connected_peers": len(self._peers),
             **self.reports.totals(),
             **(self.registry_stats() if self.registry_stats is not None else {}),
@@ -186,7 +183,7 @@ class HubService:
                 await self.shutdown.wait()
         finally:
             self.running = None
-            self.store.close()
+            self.state.close()
 
     async def _serve_stream(self, stream: Any) -> None:
         self._next_conn += 1
@@ -229,9 +226,9 @@ class HubService:
                 nursery.cancel_scope.cancel()
         finally:
             del self._peers[conn]
-            # A runner that vanished mid-fill must not keep others waiting for its lease.
-            self.board.release_holder(holder)
             with trio.CancelScope(shield=True), trio.move_on_after(2):
+                # A runner that vanished mid-fill must not keep others waiting for its lease.
+                await self.state.release_holder(holder)
                 await channel.close()
 
     async def _reply_safely(self, channel: MessageChannel, reply: Response) -> bool:
@@ -267,20 +264,25 @@ class HubService:
                       ) -> Response:
         if isinstance(msg, Lease):
             self.counts["leases"] += 1
-            decision = await self.board.lease(msg.entry_id, holder, msg.wait)
-            stored = decision.stored
-            if decision.outcome == "granted":
+            answer = await self.state.lease(msg.entry_id, holder, msg.wait)
+            stored = answer.payload
+            if answer.outcome is LeaseOutcome.GRANTED:
                 self.counts["misses"] += 1
-            elif decision.outcome == "hit":
+            elif answer.outcome is LeaseOutcome.HIT:
                 self.counts["hits"] += 1
             envelope = stored.envelope if stored is not None else b""
             self.counts["bytes_out"] += len(envelope)
-            return LeaseReply(msg.rid, msg.entry_id, decision.outcome, envelope,
-                              decision.outcome in ("hit", "filled"), decision.token,
-                              decision.lease_ttl)
+            lease = answer.lease
+            limits = await self.state.limits(time.time())
+            return LeaseReply(msg.rid, msg.entry_id, answer.outcome.value, envelope,
+                              answer.fresh, lease.token if lease else None,
+                              lease.ttl if lease else 0.0, dict(limits) or None)
+        if isinstance(msg, LimitNote):
+            await self.state.note_limit(msg.resource, msg.until)
+            return Ok(msg.rid)
         if isinstance(msg, Get):
             self.counts["gets"] += 1
-            stored = self.store.get(msg.entry_id)
+            stored = await self.state.get(msg.entry_id)
             if stored is None:
                 self.counts["misses"] += 1
                 return NotFound(msg.rid, msg.entry_id)
@@ -291,17 +293,17 @@ class HubService:
         if isinstance(msg, Put):
             self.counts["puts"] += 1
             self.counts["bytes_in"] += len(msg.envelope)
-            self.store.put(msg.entry_id, msg.envelope, fresh_ttl=msg.fresh_ttl,
-                           keep_ttl=msg.keep_ttl, tag=msg.tag)
-            self.board.fill(msg.entry_id, msg.lease_token)
+            await self.state.put(msg.entry_id, msg.envelope, fresh_ttl=msg.fresh_ttl,
+                                 keep_ttl=msg.keep_ttl, tag=msg.tag,
+                                 lease_token=msg.lease_token)
             return Ok(msg.rid)
         if isinstance(msg, Delete):
             self.counts["deletes"] += 1
-            self.store.delete(msg.entry_id)
+            await self.state.delete(msg.entry_id)
             return Ok(msg.rid)
         if isinstance(msg, Release):
             self.counts["releases"] += 1
-            self.board.release(msg.entry_id, msg.lease_token)
+            await self.state.release(msg.entry_id, msg.lease_token)
             return Ok(msg.rid)
         if isinstance(msg, Hello):
             record.role, record.arch, record.runner, record.version = (

@@ -289,8 +289,10 @@ class GitHubSimulator:
         """The next ``count`` API requests answer ``status`` (a 5xx; not counted)."""
         self._service.fail_next(count, status)
 
-    def secondary_limit_next(self, count: int, retry_after: int = 1, status: int = 403) -> None:
-        """The next ``count`` API requests hit a secondary rate limit with ``retry-after``."""
+    def secondary_limit_next(self, count: int, retry_after: int | None = 1,
+                             status: int = 403) -> None:
+        """The next ``count`` API requests hit a secondary rate limit with ``retry-after``
+        (``None``: without one, as GitHub sometimes answers)."""
         self._service.secondary_limit_next(count, retry_after, status)
 
     def clear_faults(self) -> None:

@@ -20,6 +20,7 @@ from github_p2p.testing.simulator import issue_endpoints, repo_endpoints, secret
 from github_p2p.testing.simulator.actions_secrets import SecretVault, normalise_secret_name
 from github_p2p.testing.simulator.conditional import http_date, is_not_modified, token_etag
 from github_p2p.testing.simulator.config import SimulatorConfig
+from github_p2p.testing.simulator.entities import API_ROOT
 from github_p2p.testing.simulator.memo import Memo, encode_json
 from github_p2p.testing.simulator.ratelimit import Budget, RateLimiter, RateStatus
 from github_p2p.testing.simulator.records import RequestRecord
@@ -59,6 +60,14 @@ def bearer_token(authorization: str) -> str:
     if scheme.lower() in ("bearer", "token") and value.strip():
         return value.strip()
     return ""
+
+
+def _own_api_urls(body: bytes, base_url: str) -> bytes:
+    """Bodies name resources by absolute URL on the server that answers, as GitHub's do: the
+    seed data is written against api.github.com and served against this server's base."""
+    if not base_url or base_url == API_ROOT:
+        return body
+    return body.replace(b'"' + API_ROOT.encode(), b'"' + base_url.encode())
 
 
 def _repo_in_path(path: str) -> str | None:
@@ -151,6 +160,8 @@ class SimulatedGitHub:
                 ):
                     # A 304 to a conditional request is free: it spends no budget.
                     status, body = 304, b""
+            # After the ETag: two simulators holding the same data agree on validators.
+            body = _own_api_urls(body, incoming.base_url)
             if chargeable and status != 304:
                 counted, rate = self._limiter.try_consume(budget, now)
             else:
@@ -188,7 +199,9 @@ class SimulatedGitHub:
             outcome = error_outcome(
                 fault.status, message, f"{_RATE_DOCS}#about-secondary-rate-limits"
             )
-            return outcome, [("retry-after", str(fault.retry_after))], metered
+            after = fault.retry_after
+            # GitHub does not always say how long: then a client waits at least a minute.
+            return outcome, [("retry-after", str(after))] if after is not None else [], metered
         if not metered:
             return Outcome(200, self._rate_limit_body(self._limiter.status(budget, now))), [], False
         if self._limiter.status(budget, now).remaining == 0:
@@ -235,6 +248,11 @@ class SimulatedGitHub:
         headers.append(("x-github-media-type", "github.v3; format=json"))
         headers.extend(rate.headers())
         headers.append(("x-github-request-id", request_id))
+        # GitHub's API is readable from any web page (its answers depend on the token sent).
+        headers.append(("access-control-allow-origin", "*"))
+        headers.append(("access-control-expose-headers", "ETag, Link, Location, Retry-After, "
+                        "X-GitHub-OTP, X-RateLimit-Limit, X-RateLimit-Remaining, "
+                        "X-RateLimit-Used, X-RateLimit-Resource, X-RateLimit-Reset"))
         return headers
 
     def _rate_limit_body(self, core: RateStatus) -> dict[str, Any]:
@@ -286,9 +304,10 @@ class SimulatedGitHub:
         with self._lock:
             self._state.add_faults(Fault("5xx", status), count)
 
-    def secondary_limit_next(self, count: int, retry_after: int = 1, status: int = 403) -> None:
+    def secondary_limit_next(self, count: int, retry_after: int | None = 1,
+                             status: int = 403) -> None:
         """Answer the next ``count`` API requests with a secondary rate limit (403 or 429)."""
-        if count < 0 or retry_after < 0 or status not in (403, 429):
+        if count < 0 or (retry_after is not None and retry_after < 0) or status not in (403, 429):
             raise ConfigError("secondary_limit_next needs count, retry_after >= 0, status 403/429")
         with self._lock:
             self._state.add_faults(Fault("secondary", status, retry_after), count)

@@ -41,7 +41,7 @@ class Fault:
 
     kind: str
     status: int
-    retry_after: int = 0
+    retry_after: int | None = 0
 
 
 @dataclass(frozen=True)
