@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from github_p2p.cache.engine import CACHE_HEADER, UPSTREAM_CALLS_HEADER, CacheEngine
 from github_p2p.errors import UpstreamUnavailableError
+from github_p2p.nodes.mcpmount import McpMount
 from github_p2p.nodes.metrics import mcp_stats, metrics_registry, render_metrics
 
 __all__ = ["MAX_BODY", "NodeView", "build_app"]
@@ -87,8 +88,10 @@ def build_app(
     *,
     engine: CacheEngine | None = None,
     default_token: Callable[[], str | None] = lambda: None,
+    mcp: McpMount | None = None,
 ) -> ASGIApp:
-    """The ASGI app of a node; ``engine`` enables the read-through proxy (runner peers)."""
+    """The ASGI app of a node; ``engine`` enables the read-through proxy (runner peers),
+    ``mcp`` serves MCP at its paths (the SDK's session manager runs in the app's lifespan)."""
     registry = metrics_registry(node)
 
     async def health(_: Request) -> Response:
@@ -185,7 +188,9 @@ def build_app(
     else:
         routes.append(Route("/", dashboard))
 
-    app = Starlette(routes=routes)
+    if mcp is not None:
+        routes[:0] = [Route(path, mcp) for path in mcp.paths]
+    app = Starlette(routes=routes, lifespan=mcp.lifespan if mcp is not None else None)
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
