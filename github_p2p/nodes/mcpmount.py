@@ -104,6 +104,10 @@ class McpMount:
                 nursery.cancel_scope.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _from_browser(scope):
+            await JSONResponse({"message": "browsers are refused"}, status_code=403)(
+                scope, receive, send)
+            return
         app = await self._ready()
         if app is None:
             status = 503 if self._failure is None else 501
@@ -131,6 +135,17 @@ class McpMount:
             self._app = built.app
             log.info("MCP server started at %s", ", ".join(self.paths))
             return self._app
+
+
+def _from_browser(scope: Scope) -> bool:
+    # MCP clients send neither header; a page in a browser on this machine sends at least one.
+    # The tools act with the node's GitHub token, so the mount refuses browsers itself rather
+    # than rely on the endpoint's own guard.
+    for name, value in scope.get("headers", ()):
+        if name == b"origin" or (name == b"sec-fetch-site"
+                                 and value.strip().lower() in (b"cross-site", b"same-site")):
+            return True
+    return False
 
 
 async def _serve(running: Callable[[], AbstractAsyncContextManager[None]],
