@@ -227,3 +227,17 @@ def test_a_daemon_without_the_extra_says_so_and_keeps_serving(world):
     assert proxied.status_code == 200 and proxied.json()["full_name"] == "octo/hello"
     log = Path(world.no_sdk.log_file).read_text()
     assert "Traceback" not in log
+
+
+async def test_a_daemon_stops_cleanly_while_an_mcp_client_is_connected(tmp_path):
+    with GitHubSimulator(SimulatorConfig()) as sim, \
+            LocalFleet(sim.url, workdir=tmp_path) as fleet:
+        daemon = fleet.start_peer(bootstrap="", env={"GITHUB_TOKEN": RUNNER_TOKENS[0]})
+        for mode in ("legacy", "auto"):  # the handshake era opens more than one request
+            async with Client(daemon_url(daemon), mode=mode) as client:
+                await call(client, "github_get", path=REPO)
+                if mode == "auto":
+                    # SIGTERM, then SIGKILL after 10 s: a clean exit is 0 and leaves no trace.
+                    assert await trio.to_thread.run_sync(daemon.stop) == 0
+        log = Path(daemon.log_file).read_text()
+    assert "Traceback" not in log and "ERROR" not in log

@@ -54,7 +54,12 @@ def http_app(server: MCPServer[Any], path: str, *,
              on_close: Callable[[], None] | None = None) -> McpHttpApp:
     """``server`` over Streamable HTTP at ``path`` (and, with auth, its protected-resource
     metadata), for a node's endpoint to route to; ``on_close`` runs when it stops."""
-    app = server.streamable_http_app(streamable_http_path=path, transport_security=LOOPBACK_ONLY)
+    # Stateless, with plain JSON answers: the tools never send the client anything unasked,
+    # so the node keeps no per-client session, nothing stays open between calls (a stream held
+    # open by a client that went away would hold up the node's stop for the HTTP server's
+    # whole graceful timeout), and a reverse proxy needs no streaming set-up.
+    app = server.streamable_http_app(streamable_http_path=path, transport_security=LOOPBACK_ONLY,
+                                     json_response=True, stateless_http=True)
     manager = server.session_manager
 
     @asynccontextmanager

@@ -131,10 +131,16 @@ class McpMount:
                 self._failure = str(exc)
                 log.warning("MCP is unavailable: %s", exc)
                 return None
-            await nursery.start(_serve, built.running)
+            await nursery.start(self._serve, built.running)
             self._app = built.app
             log.info("MCP server started at %s", ", ".join(self.paths))
             return self._app
+
+    async def _serve(self, running: Callable[[], AbstractAsyncContextManager[None]],
+                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with running():
+            task_status.started()
+            await trio.sleep_forever()
 
 
 def _from_browser(scope: Scope) -> bool:
@@ -146,13 +152,6 @@ def _from_browser(scope: Scope) -> bool:
                                  and value.strip().lower() in (b"cross-site", b"same-site")):
             return True
     return False
-
-
-async def _serve(running: Callable[[], AbstractAsyncContextManager[None]],
-                 task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    async with running():
-        task_status.started()
-        await trio.sleep_forever()
 
 
 def daemon_mount(daemon: PeerDaemon) -> McpMount:
