@@ -32,7 +32,7 @@ from github_p2p.cache.localstore import LocalStore
 from github_p2p.cache.upstream import Upstream
 from github_p2p.config import ClientSettings
 from github_p2p.core.flow import FlowSettings
-from github_p2p.core.pagination import next_page
+from github_p2p.core.pagination import next_page, page_items
 from github_p2p.core.policy import load_policy
 from github_p2p.core.stats import Outcome, Stats
 from github_p2p.errors import (
@@ -155,17 +155,6 @@ class EndpointBackend:
         self._session.close()
 
 
-def _items(page: Any) -> list[Any]:
-    if isinstance(page, list):
-        return page
-    if isinstance(page, dict):
-        # Endpoints such as /actions/runs wrap their list: {"total_count": n, "workflow_runs": []}
-        lists = [v for v in page.values() if isinstance(v, list)]
-        if len(lists) == 1:
-            return lists[0]
-    return [page]
-
-
 class GitHubClient:
     """A GitHub REST client whose GETs go through the github-p2p cache.
 
@@ -267,7 +256,7 @@ class GitHubClient:
         current_path, current_query = path, query
         for _ in range(max_pages):
             resp = self.request("GET", current_path, params=current_query, headers=headers)
-            yield from _items(parse_json(resp, current_path))
+            yield from page_items(parse_json(resp, current_path))
             following = next_page(self.backend.base_url, resp.headers)
             if following is None:
                 return

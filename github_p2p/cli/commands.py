@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from github_p2p.cache.driver import CONTROL_HEADER
+from github_p2p.cli import mcp as mcp_cli
 from github_p2p.cli import registry as registry_cli
 from github_p2p.cli.gh import command as gh_cli
 from github_p2p.config import (
@@ -75,6 +76,7 @@ def register(sub: Any) -> None:
                      help="once listening, set the repository's MCP_P2P_BOOTSTRAP_PEERS secret "
                      "to this node's --public-ip multiaddr (token: GITHUB_TOKEN/GH_TOKEN)")
     registry_cli.add_node_arguments(hub)
+    mcp_cli.add_hub_arguments(hub)
     hub.set_defaults(func=_cmd_bootstrap)
 
     network_key = sub.add_parser(
@@ -106,6 +108,7 @@ def register(sub: Any) -> None:
 
     registry_cli.register(sub)
     gh_cli.register(sub)
+    mcp_cli.register(sub)
 
 
 # -- daemons ---------------------------------------------------------------------------------
@@ -173,8 +176,9 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
 
         publish = publisher_from_env(args.publish_secret, args.public_ip, os.environ)
     registry = registry_cli.hub_setup(args, cache_dir, os.environ)
+    mcp = mcp_cli.hub_settings(args, os.environ, cache_dir)
     trio.run(functools.partial(run_hub, settings, args.http_host, args.http_port,
-                               args.ready_file, publish=publish, registry=registry))
+                               args.ready_file, publish=publish, registry=registry, mcp=mcp))
     return 0
 
 

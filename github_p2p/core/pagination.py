@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["link_targets", "next_page", "next_page_url", "parse_link_header"]
+__all__ = ["link_targets", "next_page", "next_page_url", "page_items", "parse_link_header"]
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 _REL = re.compile(r'rel\s*=\s*"?([^";,]+)"?')
@@ -58,3 +59,18 @@ def next_page(base_url: str, headers: Mapping[str, str]
     if base_path and path.startswith(base_path + "/"):
         path = path[len(base_path):]
     return path, parse_qsl(parts.query, keep_blank_values=True)
+
+
+def page_items(page: Any) -> list[Any]:
+    """The items of one page of a list endpoint, to concatenate across pages.
+
+    Endpoints such as ``/actions/runs`` wrap their list (``{"total_count": n,
+    "workflow_runs": [...]}``): a dict with exactly one list value yields that list.
+    """
+    if isinstance(page, list):
+        return page
+    if isinstance(page, dict):
+        lists = [v for v in page.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+    return [page]

@@ -8,8 +8,8 @@ Who may call it (see docs/security.md): only loopback clients with a loopback ``
 also defeats DNS-rebinding pages; and never a web page. A browser marks every cross-origin
 request with ``Origin`` (and ``Sec-Fetch-Site``), so any request carrying ``Origin`` or a
 cross-site/same-site ``Sec-Fetch-Site`` is refused before it reaches GitHub or a control route.
-``POST /_p2p/*`` also requires :data:`CONTROL_HEADER`, which a page cannot send without a
-preflight that is itself refused.
+``POST /_p2p/*`` (MCP's JSON-RPC aside) also requires :data:`CONTROL_HEADER`, which a page
+cannot send without a preflight that is itself refused.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.cache.trio_engine import TrioCacheEngine
+from github_p2p.nodes.mcpmount import McpMount
 from github_p2p.nodes.metrics import mcp_stats, metrics_registry, render_metrics
 from github_p2p.nodes.proxy import Proxy
 
@@ -37,6 +38,8 @@ __all__ = ["CONTROL_HEADER", "NodeView", "build_app", "refusal"]
 log = logging.getLogger(__name__)
 
 _SITES_REFUSED = frozenset({"cross-site", "same-site"})
+# MCP clients post JSON-RPC without our control header; browsers are refused there by Origin.
+_MCP_PATH = "/_p2p/mcp"
 
 
 class NodeView(Protocol):
@@ -85,8 +88,9 @@ def refusal(scope: Scope) -> str | None:
         return "github-p2p does not serve web pages (a request with an Origin header)"
     if headers.get(b"sec-fetch-site", b"").decode("latin-1").lower() in _SITES_REFUSED:
         return "github-p2p does not serve web pages (a cross-site request)"
-    if (scope.get("method") == "POST" and scope.get("path", "").startswith("/_p2p/")
-            and CONTROL_HEADER.lower().encode() not in headers):
+    path = scope.get("path", "")
+    if (scope.get("method") == "POST" and path.startswith("/_p2p/")
+            and not path.startswith(_MCP_PATH) and CONTROL_HEADER.lower().encode() not in headers):
         return f"control requests need the {CONTROL_HEADER} header"
     return None
 
@@ -106,8 +110,10 @@ def build_app(
     *,
     engine: TrioCacheEngine | None = None,
     default_token: Callable[[], str | None] = lambda: None,
+    mcp: McpMount | None = None,
 ) -> ASGIApp:
-    """The ASGI app of a node; ``engine`` enables the read-through proxy (runner peers)."""
+    """The ASGI app of a node; ``engine`` enables the read-through proxy (runner peers),
+    ``mcp`` serves MCP at its paths (the SDK's session manager runs in the app's lifespan)."""
     registry = metrics_registry(node)
 
     async def health(_: Request) -> Response:
@@ -173,7 +179,9 @@ def build_app(
     else:
         routes.append(Route("/", dashboard))
 
-    app = Starlette(routes=routes)
+    if mcp is not None:
+        routes[:0] = [Route(path, mcp) for path in mcp.paths]
+    app = Starlette(routes=routes, lifespan=mcp.lifespan if mcp is not None else None)
     proxy = Proxy(engine, default_token) if engine is not None else None
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:

@@ -32,6 +32,7 @@ from github_p2p.core.policy import load_policy
 from github_p2p.core.sealing import FleetSeal
 from github_p2p.core.stats import Stats
 from github_p2p.nodes.endpoint import build_app
+from github_p2p.nodes.mcpmount import daemon_mount
 from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
 from github_p2p.p2p.host import HostSettings, running_host
 from github_p2p.p2p.link import HubLink, LinkSettings
@@ -214,7 +215,8 @@ class PeerDaemon:
                         await self._start_links(nursery, self.links[known:])
                     self._link_nursery = nursery
                     app = build_app(self, engine=self.engine,
-                                    default_token=lambda: s.client.token)
+                                    default_token=lambda: s.client.token,
+                                    mcp=daemon_mount(self))
                     http_stopped = trio.Event()
                     self.endpoint = await serve_http(nursery, app, s.http_host, s.http_port,
                                                      self.shutdown, http_stopped)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Protocol
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
 from github_p2p.cache.driver import CACHE_HEADER, UPSTREAM_CALLS_HEADER, CachedResponse
+from github_p2p.core.paths import api_path
 from github_p2p.core.rewrite import UrlRewriter
 from github_p2p.errors import UpstreamUnavailableError
 
-__all__ = ["MAX_BODY", "Proxy", "ProxyEngine", "upstream_path"]
+__all__ = ["MAX_BODY", "Proxy", "ProxyEngine"]
 
 #: Largest request body the proxy forwards (GitHub's own limits are far lower for JSON).
 MAX_BODY = 10 * 1024 * 1024
@@ -63,7 +64,7 @@ class Proxy:
             own_base += _GHES_PREFIX
         elif decoded == "/api/graphql":
             decoded = "/graphql"
-        path = upstream_path(decoded)
+        path = api_path(decoded)
         if path is None:
             await _json(send, 400, {"message": "refused request path: dot segments, "
                                     "backslashes, encoded separators and control characters "
@@ -128,26 +129,6 @@ async def _bounded_body(receive: Receive) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def upstream_path(decoded: str) -> str | None:
-    """The path to append to the API base URL, re-encoded; ``None`` when it must be refused.
-
-    ``..`` would be resolved by the HTTP client and climb out of the base URL's path (GHES serves
-    the API under ``/api/v3``), taking the caller's token elsewhere on the host; an encoded dot,
-    slash or backslash left after the server's decoding may be decoded again upstream. Re-encoding
-    keeps a decoded ``?``, ``#`` or ``%`` part of the path instead of cutting it short.
-    """
-    if not decoded.startswith("/") or "\\" in decoded:
-        return None
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
-        return None
-    if any(segment in (".", "..") for segment in decoded.split("/")):
-        return None
-    lowered = decoded.lower()
-    if any(escape in lowered for escape in ("%2e", "%2f", "%5c")):
-        return None
-    return quote(decoded, safe="/:@!$&'()*+,;=~")
 
 
 def _bearer(value: str | None) -> str | None:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -124,17 +124,19 @@ class LocalFleet:
         return NodeProcess(name, process, ready, log_file)
 
     def start_hub(self, *, port: int | None = None, name: str | None = None,
-                  wait: bool = True, timeout: float = 30.0) -> NodeProcess:
-        """Start (or restart, with the same name: same identity and port) a hub."""
+                  wait: bool = True, timeout: float = 30.0, args: Sequence[str] = (),
+                  env: Mapping[str, str] | None = None) -> NodeProcess:
+        """Start (or restart, with the same name: same identity and port) a hub; ``args`` are
+        extra ``bootstrap`` options, ``env`` overrides its environment."""
         name = name or f"hub{len(self.hubs)}"
         existing = next((h for h in self.hubs if h.name == name), None)
         if existing is not None and port is None:
             port = int(existing.info["multiaddrs"][0].split("/tcp/")[1].split("/")[0])
         node_dir = self.workdir / name
-        args = ["bootstrap", "--listen-host", "127.0.0.1", "--port", str(port or free_port()),
+        argv = ["bootstrap", "--listen-host", "127.0.0.1", "--port", str(port or free_port()),
                 "--http-port", str(free_port()), "--cache-dir", str(node_dir / "cache"),
-                "--identity", str(node_dir / "identity.key")]
-        hub = self._spawn(name, args, self.env())
+                "--identity", str(node_dir / "identity.key"), *args]
+        hub = self._spawn(name, argv, self.env(**dict(env or {})))
         if existing is not None:
             self.hubs.remove(existing)
         self.hubs.append(hub)

@@ -13,6 +13,7 @@ import trio
 
 from github_p2p.nodes.endpoint import build_app
 from github_p2p.nodes.hub.service import HubService, HubSettings
+from github_p2p.nodes.mcpmount import HubMcpSettings, hub_mount
 from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
 from github_p2p.registry import HubRegistrySetup
 
@@ -24,13 +25,15 @@ log = logging.getLogger(__name__)
 async def run_hub(settings: HubSettings, http_host: str, http_port: int,
                   ready_file: Path | None, *,
                   publish: Callable[[Sequence[str]], Mapping[str, Any]] | None = None,
-                  registry: HubRegistrySetup | None = None) -> None:
+                  registry: HubRegistrySetup | None = None,
+                  mcp: HubMcpSettings | None = None) -> None:
     """Serve a hub until SIGTERM/SIGINT or ``/_p2p/shutdown``; prints its multiaddrs.
 
     ``publish`` (``--publish-secret``) runs once the hub is listening, with its multiaddrs;
     what it returns goes into the ready file, which is written after it.
     ``registry`` (``--registry-issue``/``--registry-dir``) announces the hub there, prunes
     expired records, and withdraws the hub's record when it stops.
+    ``mcp`` says how ``/mcp`` is served (default: loopback, no token, no ``github_get``).
     """
     hub = HubService(settings)
     async with trio.open_nursery() as nursery:
@@ -40,8 +43,10 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
                                    started_at=time.time())
             hub.registry_stats = agent.stats
             await nursery.start(agent.run)
-        endpoint = await serve_http(nursery, build_app(hub), http_host, http_port,
-                                    hub.shutdown)
+        http_url: str | None = None
+        mount = hub_mount(hub, mcp or HubMcpSettings(), lambda: http_url)
+        http_url = endpoint = await serve_http(nursery, build_app(hub, mcp=mount), http_host,
+                                               http_port, hub.shutdown)
         nursery.start_soon(stop_on_signals, hub.shutdown)
         for address in running.multiaddrs:
             print(address, flush=True)
