@@ -31,6 +31,7 @@ class MessageChannel:
         self.limits = limits or WireLimits()
         self._decoder = FrameDecoder(self.limits)
         self._send_lock = trio.Lock()
+        self._outgoing: list[bytes] = []
 
     async def receive(self) -> Message | None:
         """The next message, or ``None`` when the stream ended.
@@ -50,11 +51,22 @@ class MessageChannel:
             self._decoder.receive_data(bytes(data))
 
     async def send(self, message: Message) -> None:
-        """Encode and write ``message``; concurrent senders take turns."""
-        frame = encode(message, self.limits)
+        """Encode and write ``message``; concurrent senders share writes.
+
+        Frames queue up while a write is in flight and go out together in the next one: under
+        load one libp2p write (a yamux frame, a Noise encryption, a syscall) carries many small
+        messages, which is most of what a message costs; an idle channel writes at once.
+        """
+        self._outgoing.append(encode(message, self.limits))
+        # Let the other tasks this scheduling round woke queue their frames too.
+        await trio.lowlevel.checkpoint()
         async with self._send_lock:
+            if not self._outgoing:
+                return  # an earlier sender's write carried this frame
+            data = b"".join(self._outgoing)
+            self._outgoing.clear()
             try:
-                await self.stream.write(frame)
+                await self.stream.write(data)
             except (IOException, EOFError) as exc:
                 raise FleetUnavailableError("the fleet stream closed while sending") from exc
 
