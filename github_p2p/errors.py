@@ -22,6 +22,7 @@ __all__ = [
     "ForeignKeyError",
     "GitHubHTTPError",
     "GitHubP2PError",
+    "GraphQLRequestError",
     "IntegrityError",
     "LocalProtocolError",
     "ProtocolError",
@@ -86,6 +87,11 @@ class RemoteProtocolError(ProtocolError):
 
 
 # --- GitHub -----------------------------------------------------------------------------------
+
+
+class GraphQLRequestError(GitHubP2PError):
+    """A GraphQL request body is malformed: not JSON, no query, a syntax error, an unknown
+    or ambiguous operation, variables that are not an object, or past a size bound."""
 
 
 class UpstreamError(GitHubP2PError):
