@@ -92,17 +92,25 @@ def test_paginate_jq_and_errors_are_printed_like_gh(https_sim: GitHubSimulator,
     assert upstream(https_sim) == [f"/repos/{REPO}/releases"] * 3 + [f"/repos/{REPO}/nope"]
 
 
-def test_a_write_passes_through_and_invalidates(https_sim: GitHubSimulator,
-                                                env: dict[str, str]) -> None:
+def test_a_write_goes_through_the_cache_and_invalidates(https_sim: GitHubSimulator,
+                                                        env: dict[str, str]) -> None:
     comments = f"repos/{REPO}/issues/1/comments"
     gh(env, "api", comments)
     gh(env, "api", comments)
     assert len(upstream(https_sim)) == 1
-    write = ["api", "-X", "POST", comments, "-f", "body=hello from a job"]
-    assert gh(env, *write).code == 0
-    assert fake_runs(env) == [" ".join(write)]  # gh ran it, arguments unchanged
-    gh(env, "api", comments)
+    written = gh(env, "api", "-X", "POST", comments, "-f", "body=hello from a job")
+    assert written.code == 0 and b'"body":"hello from a job"' in written.out
+    assert fake_runs(env) == []  # github-p2p's own gh api sent it, with gh's token
+    assert [(r.method, r.token) for r in https_sim.records() if r.method == "POST"] == [
+        ("POST", TOKEN)]
+    again = gh(env, "api", comments)
     assert len(upstream(https_sim)) == 2  # the cached list was forgotten
+    assert b"hello from a job" in again.out
+    # A write the wrapper does not format itself runs gh, then forgets the path all the same.
+    assert gh(env, "api", "-X", "POST", comments, "-f", "body=x", "--include").code == 0
+    assert fake_runs(env) == [f"api -X POST {comments} -f body=x --include"]
+    gh(env, "api", comments)
+    assert len(upstream(https_sim)) == 3
 
 
 def test_unknown_flags_and_commands_pass_through_with_their_exit_code(

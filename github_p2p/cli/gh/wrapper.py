@@ -1,8 +1,10 @@
 """``github-p2p gh ARGS…``: gh with its read-only calls served through the github-p2p cache.
 
-* ``gh api`` GETs are answered here, through :class:`~github_p2p.client.GitHubClient` (the
-  runner's daemon when ``GITHUB_P2P_ENDPOINT`` is set, else an in-process cache), with gh's own
-  host, token and output format;
+* ``gh api`` runs here (:func:`~github_p2p.cli.gh.apirun.run_api`, the same implementation as
+  ``github-p2p api``), through :class:`~github_p2p.cache.client.GitHubClient` (the runner's
+  daemon when ``GITHUB_P2P_ENDPOINT`` is set, else an in-process cache), with gh's own host,
+  token and output format; reads (GETs and GraphQL queries) are served from the cache, writes
+  pass through it and invalidate what they touch;
 * read-only ``--json`` commands run the real gh once per family TTL; their output is kept in a
   local store keyed by argv, repository, host and token;
 * everything else runs the real gh unchanged, with its exit code; a command that may write
@@ -24,21 +26,19 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from github_p2p.cache.client import EndpointBackend, EngineBackend, GitHubClient
-from github_p2p.cache.engine import CachedResponse
 from github_p2p.cache.localstore import LocalStore
+from github_p2p.cli.gh.apirun import ApiEnvironment, Fallback, run_api
 from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token, same_api
-from github_p2p.cli.gh.output import JqError, join_pages, run_jq
-from github_p2p.cli.gh.plan import ApiGet, CachedRun, PassThrough, plan
+from github_p2p.cli.gh.plan import ApiCommand, CachedRun, PassThrough, plan
 from github_p2p.cli.gh.realgh import RealGh, find_real_gh
 from github_p2p.config import DEFAULT_API_URL, ClientSettings, default_cache_dir, token_fingerprint
 from github_p2p.core.entry import CacheEntry
-from github_p2p.core.pagination import next_page
 from github_p2p.errors import ConfigError, UpstreamError
 
 __all__ = ["GhWrapper"]
@@ -46,7 +46,6 @@ __all__ = ["GhWrapper"]
 log = logging.getLogger(__name__)
 
 _COMMAND_TAG = "gh-commands"
-_MAX_PAGES = 1000
 
 
 class GhWrapper:
@@ -61,10 +60,12 @@ class GhWrapper:
         cwd: Path | None = None,
         clock: Callable[[], float] = time.time,
         jq: str | None = None,
+        stdin: BinaryIO | None = None,
     ) -> None:
         self.env = dict(os.environ if env is None else env)
         self.stdout = stdout if stdout is not None else sys.stdout.buffer
         self.stderr = stderr if stderr is not None else sys.stderr
+        self.stdin = stdin if stdin is not None else sys.stdin.buffer
         self.cwd = cwd
         self._clock = clock
         self._jq = jq if jq is not None else shutil.which("jq")
@@ -93,11 +94,12 @@ class GhWrapper:
     def run(self, argv: Sequence[str]) -> int:
         """Carry out ``gh ARGV``; returns the exit code."""
         decided = plan(argv, gh_repo=gh_repo(self.env))
-        if isinstance(decided, ApiGet):
+        if isinstance(decided, ApiCommand):
             served = self._serve_api(decided)
             if served is not None:
                 return served
-            return self._pass_through(argv, PassThrough("served by gh itself", writes=False))
+            return self._pass_through(argv, PassThrough("served by gh itself",
+                                                        writes=decided.writes))
         if isinstance(decided, CachedRun) and not self._human_output():
             return self._cached_run(argv, decided)
         if isinstance(decided, PassThrough):
@@ -125,11 +127,31 @@ class GhWrapper:
             return None
         return base, token
 
-    def _serve_api(self, request: ApiGet) -> int | None:
-        """Answer a ``gh api`` GET; ``None`` when gh should answer it instead."""
-        if self._human_output() or (request.jq is not None and self._jq is None):
+    def _read_file(self, name: str) -> bytes:
+        if name == "-":
+            return self.stdin.read()
+        try:
+            return (Path(self.cwd or ".") / name).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}: {exc.strerror}") from exc
+
+    def _environment(self, request: ApiCommand, base: str) -> ApiEnvironment:
+        repo = gh_repo(self.env)
+
+        def resolve(name: str) -> str | None:
+            if repo is None or name == "branch":
+                return None
+            return repo[0] if name == "owner" else repo[1]
+
+        version = self._gh_version() if request.args.paginate else None
+        return ApiEnvironment(api_url=base, resolve=resolve, read_file=self._read_file,
+                              now=self._clock, jq=self._jq, gh_version=version)
+
+    def _serve_api(self, request: ApiCommand) -> int | None:
+        """Run a ``gh api`` command line; ``None`` when gh should run it instead."""
+        if self._human_output() or (request.args.jq and self._jq is None):
             return None
-        target = self._target(request.hostname)
+        target = self._target(request.args.hostname)
         if target is None:
             return None
         client = self._client(*target)
@@ -137,56 +159,33 @@ class GhWrapper:
             return None
         try:
             with client:
-                pages = list(self._pages(client, request))
+                result = run_api(request.args, client.backend,
+                                 self._environment(request, target[0]))
+        except (Fallback, ConfigError) as exc:
+            # Raised before anything was sent for a write (plan keeps writes simple), so gh
+            # may run the command line from the start.
+            log.debug("gh api served by gh: %s", exc)
+            return None
         except UpstreamError as exc:
+            if request.writes:
+                # The write may have reached GitHub: never send it twice.
+                print(f"github-p2p: {exc}", file=self.stderr)
+                return 1
             print(f"github-p2p: warning: {exc}; running gh directly", file=self.stderr)
             return None
-        failed = next((page for page in pages if page.status >= 400), None)
-        if failed is not None:
-            self.stdout.write(failed.body)
-            self.stdout.flush()
-            print(f"gh: {_message(failed)} (HTTP {failed.status})", file=self.stderr)
-            return 1
-        if request.silent:
-            return 0
-        bodies = [page.body for page in pages]
-        if request.jq is not None:
-            assert self._jq is not None
-            try:
-                output = b"".join(run_jq(self._jq, request.jq, body) for body in bodies)
-            except JqError:
-                return None  # gh reports a bad filter in its own words
-        elif request.paginate:
-            output = join_pages(bodies, self._gh_version())
-        else:
-            output = bodies[0]
-        self.stdout.write(output)
+        self.stdout.write(result.stdout)
         self.stdout.flush()
-        return 0
+        if result.stderr:
+            self.stderr.write(result.stderr)
+        if request.writes:
+            self._invalidate(None)  # the write itself went through the cache, which forgot it
+        return result.code
 
     def _gh_version(self) -> tuple[int, int, int] | None:
         try:
             return self.real.version()
         except ConfigError:  # no real gh: print like current gh releases
             return None
-
-    @staticmethod
-    def _pages(client: GitHubClient, request: ApiGet) -> Iterator[CachedResponse]:
-        headers = dict(request.headers)
-        query = list(request.query)
-        if request.paginate and not any(k == "per_page" for k, _ in query):
-            query.append(("per_page", "100"))  # as gh does
-        path = request.path
-        for _ in range(_MAX_PAGES):
-            page = client.request("GET", path, params=query, headers=headers)
-            yield page
-            if not request.paginate or page.status >= 400:
-                return
-            following = next_page(client.backend.base_url, page.headers)
-            if following is None:
-                return
-            path, query = following
-        raise UpstreamError(f"pagination of {request.path} did not end")
 
     # -- read-only --json commands -----------------------------------------------------------
 
@@ -278,10 +277,3 @@ class GhWrapper:
                     # The write itself succeeded; the cached copy then lives out its TTL.
                     log.warning("%s", exc)
 
-
-def _message(resp: CachedResponse) -> str:
-    try:
-        message = json.loads(resp.body).get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message) if message else "request failed"
