@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
+from github_p2p.cli.gh.apiargs import ApiArgs
 from github_p2p.cli.gh.flags import Flag, parse_flags
 from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token
-from github_p2p.cli.gh.apiargs import ApiArgs
-from github_p2p.cli.gh.output import jq_output, join_pages, run_jq
+from github_p2p.cli.gh.output import join_pages, jq_output, run_jq
 from github_p2p.cli.gh.plan import ApiCommand, CachedRun, PassThrough, plan
 
 
