@@ -12,6 +12,8 @@ Messages never contain secrets, tokens or keys.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CacheStoreError",
     "ConfigError",
@@ -23,6 +25,7 @@ __all__ = [
     "GitHubHTTPError",
     "GitHubP2PError",
     "GraphQLRequestError",
+    "GraphQLResponseError",
     "IntegrityError",
     "LocalProtocolError",
     "ProtocolError",
@@ -117,6 +120,18 @@ class RateLimitExceededError(GitHubHTTPError):
 
 class SecondaryRateLimitError(GitHubHTTPError):
     """A secondary rate limit persisted through every allowed retry."""
+
+
+class GraphQLResponseError(UpstreamError):
+    """GitHub answered a GraphQL call with ``errors`` (``data`` may hold a partial answer)."""
+
+    def __init__(self, errors: Any, data: Any = None) -> None:
+        self.errors = errors
+        self.data = data
+        messages = [e.get("message", "") if isinstance(e, dict) else str(e)
+                    for e in (errors if isinstance(errors, list) else [errors])]
+        super().__init__("GitHub answered the GraphQL call with errors: "
+                         + "; ".join(m for m in messages if m)[:500])
 
 
 class UpstreamUnavailableError(UpstreamError):

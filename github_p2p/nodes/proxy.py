@@ -26,7 +26,9 @@ __all__ = ["MAX_BODY", "Proxy", "ProxyEngine"]
 #: Largest request body the proxy forwards (GitHub's own limits are far lower for JSON).
 MAX_BODY = 10 * 1024 * 1024
 _FORWARDED = frozenset({"accept", "x-github-api-version", "content-type", "if-none-match",
-                        "if-modified-since", "user-agent"})
+                        "if-modified-since", "user-agent",
+                        # GraphQL: schema features and id formats change the answer.
+                        "graphql-features", "x-github-next-global-id"})
 _GHES_PREFIX = "/api/v3"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 

@@ -34,6 +34,7 @@ from github_p2p.cli.gh.output import (
     run_jq,
     sanitize_ascii,
 )
+from github_p2p.core.graphql_cache import graphql_url
 from github_p2p.core.pagination import next_page
 from github_p2p.errors import UpstreamError
 
@@ -82,14 +83,6 @@ class ApiResult:
     code: int
     stdout: bytes
     stderr: str = ""
-
-
-def graphql_url(api_url: str) -> str:
-    """Where GitHub answers GraphQL for a REST base (``/api/v3`` → ``/api/graphql``)."""
-    base = api_url.rstrip("/")
-    if base.endswith("/api/v3"):
-        return base[: -len("/v3")] + "/graphql"
-    return base + "/graphql"
 
 
 def _path(target: str, env: ApiEnvironment, graphql: bool) -> str:
