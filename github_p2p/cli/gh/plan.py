@@ -39,6 +39,8 @@ class CachedRun:
     ttl: float
     #: The repository given with ``-R/--repo``, if any (else gh infers it from git).
     repo: str | None = None
+    #: The output depends on who asks (``@me``, ``viewer*`` fields): never shared.
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,10 @@ def _plan_json(family_name: str, family: Family, args: Sequence[str]) -> Plan:
     if len(parsed.positionals) > family.positionals:
         return PassThrough(f"{family_name} takes at most {family.positionals} argument(s)",
                            writes=False)
-    return CachedRun(family_name, family.ttl, parsed.last("repo"))
+    fields = [f.strip() for value in parsed.values("json") for f in value.split(",")]
+    private = any("@me" in value for _, value in parsed.flags) or any(
+        f.startswith("viewer") for f in fields)
+    return CachedRun(family_name, family.ttl, parsed.last("repo"), private)
 
 
 def plan(argv: Sequence[str], *, gh_repo: tuple[str, str] | None = None) -> Plan:

@@ -5,8 +5,10 @@
   daemon when ``GITHUB_P2P_ENDPOINT`` is set, else an in-process cache), with gh's own host,
   token and output format; reads (GETs and GraphQL queries) are served from the cache, writes
   pass through it and invalidate what they touch;
-* read-only ``--json`` commands run the real gh once per family TTL; their output is kept in a
-  local store keyed by argv, repository, host and token;
+* read-only ``--json`` commands run the real gh once per family TTL: with the daemon, once
+  for the whole fleet (the output is shared sealed, see :mod:`github_p2p.nodes.outputs`), else
+  once per runner (a local store); the key is argv, repository and host (and the token when the
+  output depends on the caller: ``@me``, ``viewer*`` fields);
 * everything else runs the real gh unchanged, with its exit code; a command that may write
   invalidates the cached command outputs (and, for ``gh api``, the written API path).
 
@@ -37,9 +39,10 @@ from github_p2p.cli.gh.apirun import ApiEnvironment, Fallback, run_api
 from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token, same_api
 from github_p2p.cli.gh.plan import ApiCommand, CachedRun, PassThrough, plan
 from github_p2p.cli.gh.realgh import RealGh, find_real_gh
+from github_p2p.cli.gh.sharing import OutputShare
 from github_p2p.config import DEFAULT_API_URL, ClientSettings, default_cache_dir, token_fingerprint
 from github_p2p.core.entry import CacheEntry
-from github_p2p.errors import ConfigError, UpstreamError
+from github_p2p.errors import ConfigError, FleetUnavailableError, UpstreamError
 
 __all__ = ["GhWrapper"]
 
@@ -211,14 +214,55 @@ class GhWrapper:
         return "git:" + remotes + "|" + branch
 
     def _command_key(self, argv: Sequence[str], run: CachedRun) -> str:
+        # The token is left out unless the output depends on it: every job has its own token,
+        # and the fleet shares one output per command, repository and host.
         host = gh_host(self.env)
-        token = gh_token(self.env, host)
+        token = gh_token(self.env, host) if run.private else None
         material = json.dumps([host, token_fingerprint(token) if token else "",
                                self._repo_context(run), list(argv)])
         return hashlib.sha256(material.encode()).hexdigest()
 
+    def _share(self) -> OutputShare | None:
+        settings = ClientSettings.from_env(self.env)
+        if not settings.endpoint:
+            return None
+        return OutputShare(settings.endpoint, settings.timeout + settings.fleet_wait)
+
     def _cached_run(self, argv: Sequence[str], run: CachedRun) -> int:
         key = self._command_key(argv, run)
+        share = self._share()
+        if share is not None:
+            with share:
+                try:
+                    return self._shared_run(argv, run, key, share)
+                except FleetUnavailableError as exc:
+                    log.warning("%s; keeping gh outputs on this runner", exc)
+        return self._local_run(argv, run, key)
+
+    def _shared_run(self, argv: Sequence[str], run: CachedRun, key: str,
+                    share: OutputShare) -> int:
+        """Through the daemon: one runner of the fleet runs gh, the others print its output."""
+        output, lease = share.claim(key, run.ttl, run.private)
+        if output is not None:
+            log.debug("gh %s served by the fleet", run.family)
+            self.stdout.write(output)
+            self.stdout.flush()
+            return 0
+        try:
+            code, output = self.real.capture(argv, cwd=self.cwd)
+        except BaseException:
+            if lease:
+                share.release(key, lease)
+            raise
+        if code == 0:
+            share.fill(key, run.ttl, run.private, output, lease)
+        elif lease:
+            share.release(key, lease)
+        self.stdout.write(output)
+        self.stdout.flush()
+        return code
+
+    def _local_run(self, argv: Sequence[str], run: CachedRun, key: str) -> int:
         store = self._commands()
         try:
             now = self._clock()
@@ -259,6 +303,14 @@ class GhWrapper:
             store.invalidate(_COMMAND_TAG)
         finally:
             store.close()
+        share = self._share()
+        if share is not None:
+            with share:
+                try:
+                    share.forget()
+                except FleetUnavailableError as exc:
+                    # The write itself succeeded; shared outputs then live out their TTL.
+                    log.warning("%s", exc)
         if api_path is None:
             return
         target = self._target(None)
