@@ -161,3 +161,16 @@ def test_graphql_url_beside_an_enterprise_api() -> None:
     alone = FlowSettings(api_url="https://ghe.example/api/v3", scope="o/r")
     key = cache_key(graphql(PULLS, {"o": "o", "r": "r"}), alone)
     assert key is not None and key.resource.startswith("https://ghe.example/api/v3|o/r|")
+
+
+def test_every_graphql_family_is_documented() -> None:
+    from pathlib import Path
+
+    from github_p2p.core.graphql import FAMILY_TTLS
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "freshness.md").read_text()
+    for family, ttl in FAMILY_TTLS.items():
+        row = next((line for line in docs.splitlines() if line.startswith(f"| `{family}` |")),
+                   None)
+        assert row is not None, family
+        assert ("never cached" if ttl == 0 else f"| {ttl:g} s |") in row, family
