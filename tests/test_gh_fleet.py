@@ -81,6 +81,7 @@ async def test_real_gh_through_the_wrapper_on_two_runners_costs_one_call(
 
     commands = (["api", "graphql", "-f", QUERY],
                 ["pr", "list", "-R", REPO, "--json", "number,title"])
+    rest = ["api", f"repos/{REPO}/releases?per_page=2", "--paginate"]
     direct = {}
     for argv in commands:
         https_sim.reset_records()
@@ -112,6 +113,14 @@ async def test_real_gh_through_the_wrapper_on_two_runners_costs_one_call(
             assert graphql_calls(https_sim) == 1, argv  # one call for the fleet
             await one(envs[1])  # and later, from the fleet, still one
             assert outputs[-1].stdout == direct[argv[0]] and graphql_calls(https_sim) == 1
+
+        # REST through the daemon prints GitHub's own URLs, as gh does (not the daemon's).
+        https_sim.reset_records()
+        direct_rest = await trio.to_thread.run_sync(run, [REAL_GH, *rest], gh_env)
+        for env in envs:
+            wrapped = await trio.to_thread.run_sync(run, [*wrapper, *rest], env)
+            assert wrapped.returncode == 0 and wrapped.stdout == direct_rest.stdout
+        assert len(https_sim.records()) == 3 * 2  # gh's three pages, then the fleet's three
 
         # A write through the wrapper forgets the shared outputs fleet-wide.
         https_sim.reset_records()

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from github_p2p.cache.driver import CACHE_HEADER, UPSTREAM_CALLS_HEADER, CachedResponse
 from github_p2p.core.paths import api_path
-from github_p2p.core.rewrite import UrlRewriter
+from github_p2p.core.rewrite import KEEP_URLS_HEADER, UrlRewriter
 from github_p2p.errors import UpstreamUnavailableError
 
 __all__ = ["MAX_BODY", "Proxy", "ProxyEngine"]
@@ -87,7 +87,8 @@ class Proxy:
             await _json(send, 502, {"message": str(exc)},
                         {CACHE_HEADER: "miss", UPSTREAM_CALLS_HEADER: str(exc.calls)})
             return
-        rewriter = UrlRewriter(self.engine.api_url, own_base)
+        keep = KEEP_URLS_HEADER.lower() in headers
+        rewriter = UrlRewriter(self.engine.api_url, self.engine.api_url if keep else own_base)
         out: list[tuple[bytes, bytes]] = []
         content_type = None
         for name, value in answer.response_headers().items():

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from github_p2p.cache.client import GitHubClient
+from github_p2p.cache.client import EndpointBackend, GitHubClient
 from github_p2p.cli.gh.apiargs import parse_api_args
-from github_p2p.cli.gh.apirun import ApiEnvironment, Fallback, run_api
+from github_p2p.cli.gh.apirun import ApiEnvironment, Fallback, Transport, UpstreamUrls, run_api
 from github_p2p.cli.gh.ghenv import api_base, same_api
 from github_p2p.cli.gh.realgh import RealGh, find_real_gh
 from github_p2p.config import ClientSettings
@@ -116,8 +116,11 @@ def api_command(argv: list[str], env: Mapping[str, str] | None = None) -> int:
         jq=shutil.which("jq"), gh_version=_gh_version(env) if args.paginate else None,
         color=_color(env))
     with GitHubClient.from_env(env) as client:
+        backend: Transport = client.backend
+        if isinstance(backend, EndpointBackend):
+            backend = UpstreamUrls(backend)  # gh prints GitHub's URLs, not the daemon's
         try:
-            result = run_api(args, client.backend, environment)
+            result = run_api(args, backend, environment)
         except Fallback as exc:
             raise ConfigError(f"github-p2p api: {exc}; use gh for this") from exc
     sys.stdout.buffer.write(result.stdout)

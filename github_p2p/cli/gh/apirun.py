@@ -36,9 +36,11 @@ from github_p2p.cli.gh.output import (
 )
 from github_p2p.core.graphql_cache import graphql_url
 from github_p2p.core.pagination import next_page
+from github_p2p.core.rewrite import KEEP_URLS_HEADER
 from github_p2p.errors import UpstreamError
 
-__all__ = ["ApiEnvironment", "ApiResult", "Fallback", "Transport", "graphql_url", "run_api"]
+__all__ = ["ApiEnvironment", "ApiResult", "Fallback", "Transport", "UpstreamUrls", "graphql_url",
+           "run_api"]
 
 _MAX_PAGES = 1000
 
@@ -55,6 +57,20 @@ class Transport(Protocol):
     def send(self, method: str, path: str, query: list[tuple[str, str]],
              headers: dict[str, str], body: bytes | None) -> CachedResponse:
         """Answer one request."""
+
+
+class UpstreamUrls:
+    """A daemon transport that asks for GitHub's own absolute URLs, unrewritten: gh prints
+    ``https://api.github.com/...``, not the daemon's address."""
+
+    def __init__(self, backend: Transport) -> None:
+        self.backend = backend
+        self.base_url = backend.base_url
+
+    def send(self, method: str, path: str, query: list[tuple[str, str]],
+             headers: dict[str, str], body: bytes | None) -> CachedResponse:
+        """Send through the daemon with the keep-URLs header."""
+        return self.backend.send(method, path, query, {**headers, KEEP_URLS_HEADER: "1"}, body)
 
 
 @dataclass(frozen=True)

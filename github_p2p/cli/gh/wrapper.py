@@ -35,7 +35,13 @@ from typing import BinaryIO, TextIO
 
 from github_p2p.cache.client import EndpointBackend, EngineBackend, GitHubClient
 from github_p2p.cache.localstore import LocalStore
-from github_p2p.cli.gh.apirun import ApiEnvironment, Fallback, run_api
+from github_p2p.cli.gh.apirun import (
+    ApiEnvironment,
+    Fallback,
+    Transport,
+    UpstreamUrls,
+    run_api,
+)
 from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token, same_api
 from github_p2p.cli.gh.plan import ApiCommand, CachedRun, PassThrough, plan
 from github_p2p.cli.gh.realgh import RealGh, find_real_gh
@@ -162,8 +168,10 @@ class GhWrapper:
             return None
         try:
             with client:
-                result = run_api(request.args, client.backend,
-                                 self._environment(request, target[0]))
+                backend: Transport = client.backend
+                if isinstance(backend, EndpointBackend):
+                    backend = UpstreamUrls(backend)  # gh prints GitHub's URLs, not ours
+                result = run_api(request.args, backend, self._environment(request, target[0]))
         except (Fallback, ConfigError) as exc:
             # Raised before anything was sent for a write (plan keeps writes simple), so gh
             # may run the command line from the start.
