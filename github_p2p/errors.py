@@ -12,6 +12,8 @@ Messages never contain secrets, tokens or keys.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CacheStoreError",
     "ConfigError",
@@ -22,6 +24,8 @@ __all__ = [
     "ForeignKeyError",
     "GitHubHTTPError",
     "GitHubP2PError",
+    "GraphQLRequestError",
+    "GraphQLResponseError",
     "IntegrityError",
     "LocalProtocolError",
     "ProtocolError",
@@ -88,6 +92,11 @@ class RemoteProtocolError(ProtocolError):
 # --- GitHub -----------------------------------------------------------------------------------
 
 
+class GraphQLRequestError(GitHubP2PError):
+    """A GraphQL request body is malformed: not JSON, no query, a syntax error, an unknown
+    or ambiguous operation, variables that are not an object, or past a size bound."""
+
+
 class UpstreamError(GitHubP2PError):
     """GitHub could not give a usable answer."""
 
@@ -111,6 +120,18 @@ class RateLimitExceededError(GitHubHTTPError):
 
 class SecondaryRateLimitError(GitHubHTTPError):
     """A secondary rate limit persisted through every allowed retry."""
+
+
+class GraphQLResponseError(UpstreamError):
+    """GitHub answered a GraphQL call with ``errors`` (``data`` may hold a partial answer)."""
+
+    def __init__(self, errors: Any, data: Any = None) -> None:
+        self.errors = errors
+        self.data = data
+        messages = [e.get("message", "") if isinstance(e, dict) else str(e)
+                    for e in (errors if isinstance(errors, list) else [errors])]
+        super().__init__("GitHub answered the GraphQL call with errors: "
+                         + "; ".join(m for m in messages if m)[:500])
 
 
 class UpstreamUnavailableError(UpstreamError):

@@ -8,6 +8,9 @@ import pytest
 
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
+# The HTTPS simulator and CA fixtures of the tests that drive gh.
+pytest_plugins = ["gh_support"]
+
 
 @pytest.fixture
 def sim() -> Iterator[GitHubSimulator]:

@@ -7,37 +7,44 @@ import shutil
 
 import pytest
 
+from github_p2p.cli.gh.apiargs import ApiArgs
 from github_p2p.cli.gh.flags import Flag, parse_flags
 from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token
-from github_p2p.cli.gh.output import join_pages, run_jq
-from github_p2p.cli.gh.plan import ApiGet, CachedRun, PassThrough, plan
+from github_p2p.cli.gh.output import join_pages, jq_output, run_jq
+from github_p2p.cli.gh.plan import ApiCommand, CachedRun, PassThrough, plan
 
 
-def test_gh_api_gets_are_served() -> None:
-    assert plan(["api", "repos/o/r"]) == ApiGet("/repos/o/r")
-    assert plan(["api", "-X", "get", "/repos/o/r/releases?per_page=2", "-f", "page=2",
-                 "-F", "flag=true", "-H", "Accept: application/vnd.github.raw+json",
-                 "--paginate", "-q", ".[].id", "--cache", "1h"]) == ApiGet(
-        "/repos/o/r/releases", (("per_page", "2"), ("page", "2"), ("flag", "true")),
-        (("Accept", "application/vnd.github.raw+json"),), paginate=True, jq=".[].id")
-    assert plan(["api", "--jq=.name", "--silent", "repos/o/r"]) == ApiGet(
-        "/repos/o/r", jq=".name", silent=True)
-    assert plan(["api", "repos/{owner}/{repo}/pulls"], gh_repo=("octo", "hello")) == ApiGet(
-        "/repos/octo/hello/pulls")
+def test_gh_api_command_lines_are_run_by_github_p2p() -> None:
+    decided = plan(["api", "-X", "get", "/repos/o/r/releases?per_page=2", "-f", "page=2",
+                    "-F", "flag=true", "-H", "Accept: application/vnd.github.raw+json",
+                    "--paginate", "-q", ".[].id", "--cache", "1h"])
+    assert isinstance(decided, ApiCommand) and not decided.writes
+    assert decided.args == ApiArgs(
+        endpoint="/repos/o/r/releases?per_page=2", method="get", method_given=True,
+        raw_fields=("page=2",), typed_fields=("flag=true",),
+        headers=("Accept: application/vnd.github.raw+json",), paginate=True, jq=".[].id")
+    assert plan(["api", "--jq=.name", "--silent", "repos/o/r"]) == PassThrough(
+        "gh refuses this command line; let it say so", writes=False)
+    assert plan(["api", "repos/{owner}/{repo}/pulls"], gh_repo=("octo", "hello")) == ApiCommand(
+        ApiArgs("repos/{owner}/{repo}/pulls", "GET", False))
+    for argv in (["api", "repos/o/r", "--template", "{{.name}}"],
+                 ["api", "https://api.github.com/repos/o/r"],
+                 ["api", "-X", "GET", "search/issues", "-F", "q=@query.txt"],
+                 ["api", "-X", "GET", "repos/o/r", "-f", "labels[]=bug"],
+                 ["api", "graphql", "-f", "query={ viewer { login } }"],
+                 ["api", "graphql", "-f", "query=query Q { a } mutation M { b }",
+                  "-f", "operationName=Q"]):
+        decided = plan(argv)
+        assert isinstance(decided, ApiCommand) and not decided.writes, argv
 
 
 @pytest.mark.parametrize("argv", [
-    ["api", "repos/o/r", "--include"],          # flags the wrapper does not emulate
-    ["api", "repos/o/r", "--template", "{{.name}}"],
+    ["api", "repos/o/r", "--include"],          # gh prints headers github-p2p does not keep
     ["api", "repos/o/r", "--paginate", "--slurp"],
     ["api", "repos/o/r", "--verbose"],
     ["api", "repos/{owner}/{repo}"],            # needs the git remote
     ["api", "repos/o/r/branches/{branch}"],
-    ["api", "graphql", "-X", "GET"],
-    ["api", "https://api.github.com/repos/o/r"],
-    ["api", "-X", "GET", "search/issues", "-F", "q=@query.txt"],
-    ["api", "-X", "GET", "repos/o/r", "-f", "labels[]=bug"],
-    ["api", "repos/o/r", "-H", "no colon"],
+    ["api", "repos/o/r", "--jq", ".a", "--template", "{{.a}}"],  # gh refuses it
     ["api", "-ab", "repos/o/r"],
     ["api"],
     ["pr", "list", "--json", "number", "--web"],
@@ -54,12 +61,26 @@ def test_what_is_not_understood_runs_gh_unchanged_without_invalidating(argv: lis
     assert isinstance(decided, PassThrough) and not decided.writes
 
 
+@pytest.mark.parametrize("argv", [
+    ["api", "-X", "POST", "repos/o/r/issues", "-f", "title=x"],
+    ["api", "repos/o/r/issues/1/comments", "-f", "body=hi"],
+    ["api", "--method=DELETE", "/repos/o/r/issues/comments/5?x=1"],
+    ["api", "graphql", "-f", "query=mutation{x}"],
+    ["api", "graphql", "-F", "query=@mutation.graphql"],
+    ["api", "graphql", "-f", "query={ not graphql"],
+])
+def test_gh_api_writes_are_run_by_github_p2p_too(argv: list[str]) -> None:
+    decided = plan(argv)
+    assert isinstance(decided, ApiCommand) and decided.writes
+
+
 @pytest.mark.parametrize(("argv", "api_path"), [
-    (["api", "-X", "POST", "repos/o/r/issues", "-f", "title=x"], "/repos/o/r/issues"),
-    (["api", "repos/o/r/issues/1/comments", "-f", "body=hi"], "/repos/o/r/issues/1/comments"),
-    (["api", "--method=DELETE", "/repos/o/r/issues/comments/5?x=1"],
+    (["api", "-X", "POST", "repos/o/r/issues", "-f", "title=x", "-i"], "/repos/o/r/issues"),
+    (["api", "repos/o/r/issues/1/comments", "-f", "body=hi", "--jq", ".id"],
+     "/repos/o/r/issues/1/comments"),
+    (["api", "--method=DELETE", "/repos/o/r/issues/comments/5?x=1", "--verbose"],
      "/repos/o/r/issues/comments/5"),
-    (["api", "graphql", "-f", "query=mutation{x}"], None),
+    (["api", "graphql", "-f", "query=mutation{x}", "--template", "{{.}}"], None),
     (["pr", "create", "--title", "x"], None),
     (["issue", "close", "5"], None),
     (["release", "create", "v1"], None),
@@ -120,7 +141,10 @@ def test_paginated_output_like_each_gh_release() -> None:
 def test_jq_prints_like_gh() -> None:
     jq = shutil.which("jq")
     assert jq is not None
-    body = b'{"name":"r","owner":{"login":"o","id":1},"tags":["a","b"]}'
-    assert run_jq(jq, ".name", body) == b"r\n"
-    assert run_jq(jq, ".owner", body) == b'{"id":1,"login":"o"}\n'
-    assert run_jq(jq, ".tags[]", body) == b"a\nb\n"
+    body = b'{"name":"r","owner":{"login":"o","id":1},"tags":["a","b"],"x":null,"f":1.5}'
+    assert jq_output(run_jq(jq, ".name", body)) == b"r\n"
+    assert jq_output(run_jq(jq, ".owner", body)) == b'{"id":1,"login":"o"}\n'
+    assert jq_output(run_jq(jq, ".tags[]", body)) == b"a\nb\n"
+    # go-gh's printing: null as an empty line, floats with two decimals, Go's JSON escapes.
+    assert jq_output(run_jq(jq, '.x, .f, .owner.id, {"a": "<&>"}', body)) == (
+        b'\n1.50\n1\n{"a":"\\u003c\\u0026\\u003e"}\n')

@@ -7,26 +7,19 @@ simulator serves that prefix. Upstream counts come from the simulator's records.
 
 from __future__ import annotations
 
-import datetime
 import io
-import ipaddress
 import os
-import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from gh_support import REAL_GH, gh_environment
 
 from github_p2p.cli.gh import GhWrapper
 from github_p2p.errors import ConfigError
-from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
+from github_p2p.testing.simulator import GitHubSimulator
 
 REPO = "octo/hello"
 TOKEN = "ghp_wrappertoken01"
@@ -41,52 +34,6 @@ exit "${FAKE_GH_EXIT:-0}"
 """
 
 
-def _certificate(subject: str, issuer: x509.Name | None,
-                 signer: ec.EllipticCurvePrivateKey | None
-                 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(hours=1))
-               .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None),
-                              critical=True))
-    if issuer is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-    return builder.sign(signer or key, hashes.SHA256()), key
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
-    """A throwaway CA (its PEM file) and a server context for 127.0.0.1 signed by it."""
-    directory = tmp_path_factory.mktemp("ca")
-    ca_cert, ca_key = _certificate("github-p2p test CA", None, None)
-    cert, key = _certificate("127.0.0.1", ca_cert.subject, ca_key)
-    ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    return ca_path, context
-
-
-@pytest.fixture
-def https_sim(tls: tuple[Path, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[GitHubSimulator]:
-    ca, context = tls
-    # The in-process client (requests) verifies with REQUESTS_CA_BUNDLE, which this machine
-    # sets to the system bundle.
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
-    with GitHubSimulator(SimulatorConfig(ssl_context=context, release_count=5)) as sim:
-        yield sim
-
-
 @pytest.fixture
 def env(https_sim: GitHubSimulator, tls: tuple[Path, ssl.SSLContext], tmp_path: Path
         ) -> dict[str, str]:
@@ -95,19 +42,10 @@ def env(https_sim: GitHubSimulator, tls: tuple[Path, ssl.SSLContext], tmp_path: 
     fake_dir.mkdir()
     (fake_dir / "gh").write_text(FAKE_GH)
     (fake_dir / "gh").chmod(0o755)
-    return {
-        "PATH": f"{fake_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
-        "HOME": str(tmp_path),
-        "GH_HOST": https_sim.url.split("://", 1)[1],
-        "GH_ENTERPRISE_TOKEN": TOKEN,
-        "GH_CONFIG_DIR": str(tmp_path / "gh-config"),
-        "GH_NO_UPDATE_NOTIFIER": "1",
-        "GH_PROMPT_DISABLED": "1",
-        "SSL_CERT_FILE": str(tls[0]),
-        "REQUESTS_CA_BUNDLE": str(tls[0]),
-        "GITHUB_P2P_CACHE_DIR": str(tmp_path / "cache"),
-        "FAKE_GH_LOG": str(tmp_path / "fake-gh.log"),
-    }
+    env = gh_environment(https_sim, tls[0], tmp_path, TOKEN)
+    env["PATH"] = f"{fake_dir}{os.pathsep}{env['PATH']}"
+    env["FAKE_GH_LOG"] = str(tmp_path / "fake-gh.log")
+    return env
 
 
 class Run:
@@ -154,17 +92,25 @@ def test_paginate_jq_and_errors_are_printed_like_gh(https_sim: GitHubSimulator,
     assert upstream(https_sim) == [f"/repos/{REPO}/releases"] * 3 + [f"/repos/{REPO}/nope"]
 
 
-def test_a_write_passes_through_and_invalidates(https_sim: GitHubSimulator,
-                                                env: dict[str, str]) -> None:
+def test_a_write_goes_through_the_cache_and_invalidates(https_sim: GitHubSimulator,
+                                                        env: dict[str, str]) -> None:
     comments = f"repos/{REPO}/issues/1/comments"
     gh(env, "api", comments)
     gh(env, "api", comments)
     assert len(upstream(https_sim)) == 1
-    write = ["api", "-X", "POST", comments, "-f", "body=hello from a job"]
-    assert gh(env, *write).code == 0
-    assert fake_runs(env) == [" ".join(write)]  # gh ran it, arguments unchanged
-    gh(env, "api", comments)
+    written = gh(env, "api", "-X", "POST", comments, "-f", "body=hello from a job")
+    assert written.code == 0 and b'"body":"hello from a job"' in written.out
+    assert fake_runs(env) == []  # github-p2p's own gh api sent it, with gh's token
+    assert [(r.method, r.token) for r in https_sim.records() if r.method == "POST"] == [
+        ("POST", TOKEN)]
+    again = gh(env, "api", comments)
     assert len(upstream(https_sim)) == 2  # the cached list was forgotten
+    assert b"hello from a job" in again.out
+    # A write the wrapper does not format itself runs gh, then forgets the path all the same.
+    assert gh(env, "api", "-X", "POST", comments, "-f", "body=x", "--include").code == 0
+    assert fake_runs(env) == [f"api -X POST {comments} -f body=x --include"]
+    gh(env, "api", comments)
+    assert len(upstream(https_sim)) == 3
 
 
 def test_unknown_flags_and_commands_pass_through_with_their_exit_code(
@@ -227,9 +173,6 @@ def test_a_missing_gh_is_a_clear_error(env: dict[str, str], tmp_path: Path) -> N
 
 
 # -- the real gh -------------------------------------------------------------------------------
-
-REAL_GH = shutil.which("gh", path="/usr/bin:/usr/local/bin:/bin")
-
 
 @pytest.mark.skipif(REAL_GH is None, reason="gh is not installed (scripts/ensure-gh)")
 def test_the_real_gh_through_the_wrapper_and_its_shim(https_sim: GitHubSimulator,

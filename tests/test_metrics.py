@@ -130,6 +130,7 @@ def expected_common(stats: dict[str, Any], prefix: str, key: str) -> dict[Any, f
     out[(f"{prefix}_upstream_calls_total", ())] = stats.get(key + "api_calls_made", 0)
     out[(f"{prefix}_api_calls_saved_total", ())] = stats.get(key + "api_calls_saved", 0)
     out[(f"{prefix}_coalesced_waits_total", ())] = stats[key + "coalesced_waits"]
+    out[(f"{prefix}_graphql_calls_total", ())] = stats.get(key + "graphql_calls", 0)
     return out
 
 

@@ -369,6 +369,8 @@ def test_records_and_http_control_plane(sim: GitHubSimulator, http: requests.Ses
             "counted": True,
             "timestamp": listed[0]["timestamp"],
             "conditional": True,
+            "resource": "core",
+            "cost": 1,
         }
     ]
     assert http.post(control + "/resources", json={"path": "/x", "body": [1]}).status_code == 200

@@ -37,6 +37,7 @@ from github_p2p.core.policy import load_policy
 from github_p2p.core.stats import Outcome, Stats
 from github_p2p.errors import (
     GitHubHTTPError,
+    GraphQLResponseError,
     RateLimitExceededError,
     UpstreamError,
     UpstreamUnavailableError,
@@ -127,8 +128,9 @@ class EndpointBackend:
             calls = int(lowered.get(UPSTREAM_CALLS_HEADER.lower(), "0"))
         except ValueError:
             outcome, calls = Outcome.BYPASS, 0
+        graphql = path.rstrip("/") in ("/graphql", "/api/graphql")
         for _ in range(calls):
-            self._stats.upstream_call(None)
+            self._stats.upstream_call(None, graphql=graphql)
         self._stats.record(outcome, calls)
         if resp.status_code >= 400:
             self._stats.add("errors")
@@ -262,6 +264,30 @@ class GitHubClient:
                 return
             current_path, current_query = following
         raise UpstreamError(f"pagination of {path} did not end after {max_pages} pages")
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None, *,
+                operation_name: str | None = None,
+                headers: Mapping[str, str] | None = None) -> Any:
+        """Run a GraphQL query (or mutation) and return its ``data``.
+
+        A query is answered through the cache (fleet-wide, per token when it asks about the
+        caller: ``viewer``...); a mutation goes to GitHub and forgets the cached answers about the
+        repositories it touches. Raises :class:`GitHubHTTPError` for an HTTP error and
+        :class:`GraphQLResponseError` when GitHub answers with ``errors``.
+        """
+        document: dict[str, Any] = {"query": query}
+        if variables:
+            document["variables"] = dict(variables)
+        if operation_name:
+            document["operationName"] = operation_name
+        resp = self.request("POST", "/graphql", headers=headers, json_body=document)
+        answer = parse_json(resp, "/graphql")
+        if not isinstance(answer, dict):
+            raise GitHubHTTPError(resp.status, "GraphQL answer is not an object", "/graphql")
+        errors = answer.get("errors")
+        if errors:
+            raise GraphQLResponseError(errors, answer.get("data"))
+        return answer.get("data")
 
     def stats(self) -> dict[str, Any]:
         """Counters with the names of ``/_p2p/stats``."""

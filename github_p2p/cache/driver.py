@@ -17,6 +17,7 @@ from github_p2p.config import token_fingerprint
 from github_p2p.core.effects import Answer, Effect, Fetch, Fetched
 from github_p2p.core.entry import CacheEntry
 from github_p2p.core.flow import Flow, FlowRequest
+from github_p2p.core.graphql_cache import GRAPHQL_PATH, graphql_url
 from github_p2p.core.stats import Outcome, Stats
 from github_p2p.errors import UpstreamUnavailableError
 
@@ -108,6 +109,8 @@ def fetch_upstream(send: Callable[..., Any], api_url: str, request: FlowRequest,
                    effect: Fetch, token: str | None) -> Fetched:
     """Carry out a :class:`Fetch` with ``send`` (``Upstream.send``); blocking."""
     url = api_url + "/" + request.path.lstrip("/")
+    if request.path == GRAPHQL_PATH:
+        url = graphql_url(api_url)  # /api/graphql beside a GHES /api/v3
     if request.query:
         url += "?" + urlencode(list(request.query))
     headers = dict(effect.headers)

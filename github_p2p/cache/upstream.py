@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, stop_after_attempt
@@ -76,19 +77,20 @@ class Upstream:
         self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
     ) -> UpstreamResponse:
         all_headers = {"User-Agent": self._user_agent, **headers}
+        graphql = urlsplit(url).path.endswith("/graphql")
         try:
             resp = self._session().request(
                 method, url, headers=all_headers, data=data,
                 timeout=self._timeout, allow_redirects=False,
             )
         except requests.RequestException as exc:
-            self._stats.upstream_call(None)
+            self._stats.upstream_call(None, graphql=graphql)
             # The URL and exception text never carry the token (it lives in a header).
             raise UpstreamUnavailableError(f"cannot reach GitHub at {url}: {type(exc).__name__}"
                                            ) from exc
         lowered = {k.lower(): v for k, v in resp.headers.items()}
         limit = RateLimit.from_headers(lowered)
-        self._stats.upstream_call(limit.remaining)
+        self._stats.upstream_call(limit.remaining, graphql=graphql)
         return UpstreamResponse(resp.status_code, lowered, resp.content, url, 1, limit)
 
     def send(

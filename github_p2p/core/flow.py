@@ -40,6 +40,14 @@ from github_p2p.core.effects import (
     WriteLocal,
 )
 from github_p2p.core.entry import KEPT_HEADERS, CacheEntry
+from github_p2p.core.graphql_cache import (
+    GraphQLKey,
+    graphql_answer_cacheable,
+    graphql_key,
+    graphql_write_tags,
+    is_graphql,
+    rest_write_graphql_tags,
+)
 from github_p2p.core.lease import Lease, LeaseOutcome
 from github_p2p.core.pagination import link_targets
 from github_p2p.core.policy import CACHEABLE_STATUSES, NEGATIVE_STATUSES, Sharing, TtlPolicy
@@ -121,7 +129,11 @@ def request_flow(request: FlowRequest, settings: FlowSettings, key: CacheKey | N
 
 def cache_key(request: FlowRequest, settings: FlowSettings) -> CacheKey | None:
     """The key of a cacheable request, private to the caller for caller-specific families;
-    ``None`` when the policy says the request goes straight to GitHub."""
+    ``None`` when the policy says the request goes straight to GitHub. A GraphQL query gets a
+    :class:`~github_p2p.core.graphql_cache.GraphQLKey` (see that module)."""
+    if is_graphql(request.method, request.path):
+        return graphql_key(request.body, request.headers, settings.api_url, settings.scope,
+                           request.caller)
     if settings.policy.bypass(request.method, request.path):
         return None
     private = settings.policy.sharing(request.path) is Sharing.TOKEN
@@ -136,10 +148,10 @@ def cache_key(request: FlowRequest, settings: FlowSettings) -> CacheKey | None:
 def _pass_through(request: FlowRequest, settings: FlowSettings) -> Flow:
     fetched: Fetched = yield Fetch(request.method, request.headers, request.body)
     notes: list[str] = []
-    if request.method.upper() in _WRITES:
+    tags = _write_tags(request, settings)
+    if tags:
         # A write may have changed the resource even if its answer never reached us.
-        told: bool = yield Invalidate(tuple(resource_tags(settings.api_url, settings.scope,
-                                                          request.path)))
+        told: bool = yield Invalidate(tags)
         if not told:
             notes.append("fleet_errors")
     if fetched.status is None:
@@ -149,6 +161,16 @@ def _pass_through(request: FlowRequest, settings: FlowSettings) -> Flow:
         notes.append("errors")
     return Answer(fetched.status, dict(fetched.headers), fetched.body, Outcome.BYPASS,
                   fetched.calls, notes=tuple(notes))
+
+
+def _write_tags(request: FlowRequest, settings: FlowSettings) -> tuple[str, ...]:
+    """What a request passed through may have changed (nothing for a read or a GraphQL query)."""
+    if is_graphql(request.method, request.path):
+        return graphql_write_tags(request.body, settings.api_url, settings.scope)
+    if request.method.upper() not in _WRITES:
+        return ()
+    return (*resource_tags(settings.api_url, settings.scope, request.path),
+            *rest_write_graphql_tags(request.path, settings.api_url, settings.scope))
 
 
 # --- the cached path -------------------------------------------------------------------------
@@ -173,7 +195,8 @@ def _cached(request: FlowRequest, settings: FlowSettings, key: CacheKey) -> Flow
             held = reply.answer.lease
             now = yield ReadClock()
             offered = reply.answer.payload
-            peer = admit_peer_entry(offered, request, settings, now) if offered else None
+            cap = key.ttl if isinstance(key, GraphQLKey) else None
+            peer = admit_peer_entry(offered, request, settings, now, cap) if offered else None
             if offered is not None and peer is None:
                 notes.append("integrity_failures")
             if peer is not None:
@@ -191,7 +214,7 @@ def _cached(request: FlowRequest, settings: FlowSettings, key: CacheKey) -> Flow
                     candidate = peer
 
     try:
-        answer, keep = yield from _fetch(request, settings, candidate, notes)
+        answer, keep = yield from _fetch(request, settings, candidate, notes, key)
         if keep is not None:
             entry, ttl = keep
             yield from _keep_local(key, entry, (yield ReadClock()), settings)
@@ -230,8 +253,17 @@ def _keep_local(key: CacheKey, entry: CacheEntry, now: float, settings: FlowSett
         yield WriteLocal(key.local_id, entry, keep, key.resource)
 
 
+def _answer_ttl(request: FlowRequest, policy: TtlPolicy, key: CacheKey, status: int,
+                body: bytes) -> float | None:
+    """Seconds an answer stays fresh (``None``: not kept): a GraphQL query's family TTL for a
+    clean answer, else the REST policy's."""
+    if isinstance(key, GraphQLKey):
+        return key.ttl if graphql_answer_cacheable(status, body) else None
+    return policy.ttl(request.path, request.query, status)
+
+
 def _fetch(request: FlowRequest, settings: FlowSettings, candidate: CacheEntry | None,
-           notes: list[str]
+           notes: list[str], key: CacheKey
            ) -> Generator[Effect, Any, tuple[Answer, tuple[CacheEntry, float] | None]]:
     policy = settings.policy
     resource = api_resource(request.path)
@@ -251,8 +283,9 @@ def _fetch(request: FlowRequest, settings: FlowSettings, candidate: CacheEntry |
                 notes.append("errors")
                 return _limited(until, now, calls), None
             yield Wait(until - now)
-        fetched = yield Fetch("GET", conditional_headers(request, candidate),
-                              retry_rate_limits=False)
+        # A GraphQL query is a POST with its body; everything else cached is a GET.
+        fetched = yield Fetch(request.method, conditional_headers(request, candidate),
+                              request.body, retry_rate_limits=False)
         calls += fetched.calls
         now = yield ReadClock()
         if fetched.status is None:
@@ -283,12 +316,13 @@ def _fetch(request: FlowRequest, settings: FlowSettings, candidate: CacheEntry |
         return Answer(status, dict(headers), fetched.body, Outcome.MISS, calls), None
     rate = {k: v for k, v in headers.items() if k.startswith("x-ratelimit-")}
     if status == 304 and candidate is not None:
-        ttl = policy.ttl(request.path, request.query, candidate.status) or policy.default_ttl
+        ttl = _answer_ttl(request, policy, key, candidate.status, candidate.body) or (
+            policy.default_ttl)
         entry = candidate.refreshed(now, ttl)
         if "etag" in headers:
             entry = replace(entry, etag=headers["etag"], etag_owner=request.caller)
         return _serve(entry, Outcome.REVALIDATED, calls, notes, rate), (entry, ttl)
-    ttl_or_none = policy.ttl(request.path, request.query, status)
+    ttl_or_none = _answer_ttl(request, policy, key, status, fetched.body)
     if ttl_or_none is None:
         if status >= 400:
             notes.append("errors")
@@ -348,21 +382,23 @@ def conditional_headers(request: FlowRequest, candidate: CacheEntry | None) -> d
 
 
 def admit_peer_entry(entry: CacheEntry, request: FlowRequest, settings: FlowSettings,
-                     now: float) -> CacheEntry | None:
+                     now: float, cap: float | None = None) -> CacheEntry | None:
     """An entry from the fleet, bounded by what this runner would have stored itself.
 
     Anyone holding the fleet secret can seal an entry, so nothing in it is taken on trust:
     freshness is capped at the policy's TTL for the path (a forged ten-year expiry becomes a
     minute), ``fetched_at`` at now, headers to the ones we keep, and a ``Link`` that points off
     the API base is dropped (a client following it would send its token elsewhere). Negative and
-    uncacheable answers never travel between runners; ``None`` refuses the entry.
+    uncacheable answers never travel between runners; ``None`` refuses the entry. ``cap``
+    overrides the policy's TTL (a GraphQL query's family TTL).
     """
     policy = settings.policy
     if entry.owner is not None or entry.status not in CACHEABLE_STATUSES:
         return None
     if entry.status in NEGATIVE_STATUSES:
         return None
-    cap = policy.max_ttl(request.path, request.query)
+    if cap is None:
+        cap = policy.max_ttl(request.path, request.query)
     if cap <= 0:
         return None
     base = settings.api_url + "/"

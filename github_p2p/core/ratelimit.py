@@ -90,6 +90,10 @@ def rate_limit_kind(status: int, headers: Mapping[str, str], body_hint: str = ""
     ``headers`` has lower-case names; ``body_hint`` is the start of the body (GitHub names a
     secondary limit there when it sends no ``retry-after``).
     """
+    if (status == 200 and headers.get("x-ratelimit-resource") == "graphql"
+            and '"RATE_LIMIT' in body_hint):
+        # GitHub answers an exhausted GraphQL budget with a 200 and a RATE_LIMIT error.
+        return "primary"
     if status not in (403, 429):
         return None
     if "retry-after" in headers:

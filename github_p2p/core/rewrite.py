@@ -15,7 +15,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["UrlRewriter"]
+__all__ = ["KEEP_URLS_HEADER", "UrlRewriter"]
+
+#: A request carrying this header (any value) gets GitHub's own URLs back, unrewritten: the gh
+#: path of github-p2p prints exactly what gh prints.
+KEEP_URLS_HEADER = "X-GitHub-P2P-Keep-URLs"
 
 # What may follow the base in a URL that is the API's: a path, a query, a fragment, a
 # template ("{/number}"), or the end of the string.

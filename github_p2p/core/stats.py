@@ -56,6 +56,7 @@ class Stats:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._rate_limit_remaining: int | None = None
+        self._graphql_remaining: int | None = None
 
     def add(self, name: str, amount: int = 1) -> None:
         """Increase counter ``name``."""
@@ -70,21 +71,29 @@ class Stats:
             if upstream_calls == 0:
                 self._counts["api_calls_saved"] += 1
 
-    def upstream_call(self, remaining: int | None) -> None:
-        """Account for one request sent to GitHub (retries each count)."""
+    def upstream_call(self, remaining: int | None, *, graphql: bool = False) -> None:
+        """Account for one request sent to GitHub (retries each count). A GraphQL call is
+        also a ``graphql_calls``, and its ``remaining`` is the separate GraphQL budget's."""
         with self._lock:
             self._counts["api_calls_made"] += 1
-            if remaining is not None:
+            if graphql:
+                self._counts["graphql_calls"] += 1
+                if remaining is not None:
+                    self._graphql_remaining = remaining
+            elif remaining is not None:
                 self._rate_limit_remaining = remaining
 
     def snapshot(self) -> dict[str, int | float | None]:
-        """All counters plus ``rate_limit_remaining`` and ``hit_rate``."""
+        """All counters plus ``rate_limit_remaining`` (REST), ``graphql_rate_limit_remaining``
+        and ``hit_rate``."""
         with self._lock:
             counts: dict[str, int | float | None] = dict(self._counts)
             remaining = self._rate_limit_remaining
+            graphql_remaining = self._graphql_remaining
         requests = int(counts["requests"] or 0)
         hits = int(counts["local_hits"] or 0) + int(counts["peer_hits"] or 0)
         counts["rate_limit_remaining"] = remaining
+        counts["graphql_rate_limit_remaining"] = graphql_remaining
         counts["hit_rate"] = round(hits / requests, 4) if requests else 0.0
         return counts
 

@@ -31,6 +31,7 @@ from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.cache.trio_engine import TrioCacheEngine
 from github_p2p.nodes.mcpmount import McpMount
 from github_p2p.nodes.metrics import mcp_stats, metrics_registry, render_metrics
+from github_p2p.nodes.outputs import CommandOutputs, output_routes
 from github_p2p.nodes.proxy import Proxy
 
 __all__ = ["CONTROL_HEADER", "NodeView", "build_app", "refusal"]
@@ -175,6 +176,8 @@ def build_app(
     ]
     if engine is not None:
         routes.append(Route("/_p2p/invalidate", invalidate, methods=["POST"]))
+        # The gh wrapper shares --json command outputs through these (nodes/outputs.py).
+        routes.extend(output_routes(CommandOutputs(engine)))
         routes.append(Route("/_p2p/dashboard", dashboard))
     else:
         routes.append(Route("/", dashboard))

@@ -60,6 +60,11 @@ class _StatsCollector(Collector):
         if isinstance(remaining, int):
             yield GaugeMetricFamily("github_p2p_rate_limit_remaining",
                                     "Last x-ratelimit-remaining seen", value=float(remaining))
+        graphql_remaining = stats.get("graphql_rate_limit_remaining")
+        if isinstance(graphql_remaining, int):
+            yield GaugeMetricFamily("github_p2p_graphql_rate_limit_remaining",
+                                    "Last x-ratelimit-remaining of a GraphQL call",
+                                    value=float(graphql_remaining))
 
 
 _OUTCOMES = (("hit-local", "local_hits"), ("hit-peer", "peer_hits"), ("miss", "misses"),
@@ -78,6 +83,7 @@ def _counters(stats: Mapping[str, Any], prefix: str, key: str) -> Iterator[Metri
         ("upstream_calls", "api_calls_made", "Requests sent to GitHub"),
         ("api_calls_saved", "api_calls_saved", "Requests answered with no call"),
         ("coalesced_waits", "coalesced_waits", "Waits for another runner's fill"),
+        ("graphql_calls", "graphql_calls", "Requests sent to GitHub's GraphQL API"),
     ):
         yield CounterMetricFamily(f"{prefix}_{metric}", text,
                                   value=float(stats.get(key + name) or 0))

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from github_p2p.cache.driver import CACHE_HEADER, UPSTREAM_CALLS_HEADER, CachedResponse
 from github_p2p.core.paths import api_path
-from github_p2p.core.rewrite import UrlRewriter
+from github_p2p.core.rewrite import KEEP_URLS_HEADER, UrlRewriter
 from github_p2p.errors import UpstreamUnavailableError
 
 __all__ = ["MAX_BODY", "Proxy", "ProxyEngine"]
@@ -26,7 +26,9 @@ __all__ = ["MAX_BODY", "Proxy", "ProxyEngine"]
 #: Largest request body the proxy forwards (GitHub's own limits are far lower for JSON).
 MAX_BODY = 10 * 1024 * 1024
 _FORWARDED = frozenset({"accept", "x-github-api-version", "content-type", "if-none-match",
-                        "if-modified-since", "user-agent"})
+                        "if-modified-since", "user-agent",
+                        # GraphQL: schema features and id formats change the answer.
+                        "graphql-features", "x-github-next-global-id"})
 _GHES_PREFIX = "/api/v3"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -85,7 +87,8 @@ class Proxy:
             await _json(send, 502, {"message": str(exc)},
                         {CACHE_HEADER: "miss", UPSTREAM_CALLS_HEADER: str(exc.calls)})
             return
-        rewriter = UrlRewriter(self.engine.api_url, own_base)
+        keep = KEEP_URLS_HEADER.lower() in headers
+        rewriter = UrlRewriter(self.engine.api_url, self.engine.api_url if keep else own_base)
         out: list[tuple[bytes, bytes]] = []
         content_type = None
         for name, value in answer.response_headers().items():

@@ -1,6 +1,7 @@
 """What to do with one ``gh`` command line (pure): serve it, cache it, or run the real ``gh``.
 
-* :class:`ApiGet`: a ``gh api`` GET the wrapper answers itself through the github-p2p cache.
+* :class:`ApiCommand`: a ``gh api`` command line the wrapper runs itself, through the
+  github-p2p cache, with gh's output (github-p2p's one ``gh api`` implementation).
 * :class:`CachedRun`: a read-only ``--json`` command (``pr list``, ``run view``, ...) whose
   output is cached for its family's TTL.
 * :class:`PassThrough`: everything else, unchanged; ``writes`` says whether it may change
@@ -12,24 +13,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
+from github_p2p.cli.gh.apiargs import ApiArgs, ApiUsageError, parse_api_args
 from github_p2p.cli.gh.flags import Flag, Parsed, parse_flags
+from github_p2p.core.graphql import parse_request
+from github_p2p.errors import GraphQLRequestError
 
-__all__ = ["FAMILIES", "ApiGet", "CachedRun", "Family", "PassThrough", "Plan", "plan"]
+__all__ = ["FAMILIES", "ApiCommand", "CachedRun", "Family", "PassThrough", "Plan", "plan"]
 
 
 @dataclass(frozen=True)
-class ApiGet:
-    """A ``gh api`` GET to serve through the cache."""
+class ApiCommand:
+    """A ``gh api`` command line to run through the cache."""
 
-    path: str
-    query: tuple[tuple[str, str], ...] = ()
-    headers: tuple[tuple[str, str], ...] = ()
-    paginate: bool = False
-    jq: str | None = None
-    silent: bool = False
-    hostname: str | None = None
+    args: ApiArgs
+    #: It may change GitHub: a REST call other than GET, or a GraphQL mutation.
+    writes: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,8 @@ class CachedRun:
     ttl: float
     #: The repository given with ``-R/--repo``, if any (else gh infers it from git).
     repo: str | None = None
+    #: The output depends on who asks (``@me``, ``viewer*`` fields): never shared.
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,74 +53,73 @@ class PassThrough:
     api_path: str | None = None
 
 
-Plan = ApiGet | CachedRun | PassThrough
+Plan = ApiCommand | CachedRun | PassThrough
 
 # -- gh api ------------------------------------------------------------------------------------
 
-_API_FLAGS = (
-    Flag("method", "X"), Flag("raw-field", "f"), Flag("field", "F"), Flag("header", "H"),
-    Flag("paginate", None, False), Flag("jq", "q"), Flag("silent", None, False),
-    Flag("cache"), Flag("hostname"),
-)
-# Flags of `gh api` that change what is sent or printed in ways the wrapper does not emulate:
-# --include, --template, --input, --verbose, --preview, --slurp. Unknown to the parser, they
-# make the command pass through.
-_PLACEHOLDER = re.compile(r"\{(owner|repo|branch)\}")
+_PLACEHOLDER = re.compile(r"\{(owner|repo|branch)\}|:(owner|repo|branch)\b")
+_WRITE_FLAGS = ("-f", "-F", "--field", "--raw-field", "--input")
 
 
-def _expand(endpoint: str, repo: tuple[str, str] | None) -> str | None:
-    """Fill ``{owner}``/``{repo}`` from ``GH_REPO``; ``None`` when gh would need git."""
-    if not _PLACEHOLDER.search(endpoint):
-        return endpoint
-    if repo is None or "{branch}" in endpoint:
+def _graphql_writes(args: ApiArgs) -> bool:
+    """A GraphQL call writes unless its query is plainly a query (``-F query=@file`` is not
+    read here, so it counts as a possible write)."""
+    query = next((f.partition("=")[2] for f in (*args.raw_fields, *args.typed_fields)
+                  if f.startswith("query=")), None)
+    if query is None or (query.startswith("@") and any(
+            f.startswith("query=") for f in args.typed_fields)):
+        return True
+    name = next((f.partition("=")[2] for f in (*args.raw_fields, *args.typed_fields)
+                 if f.startswith("operationName=")), None)
+    try:
+        return not parse_request({"query": query, "operationName": name}).is_query
+    except GraphQLRequestError:
+        return True
+
+
+def _rough_method(argv: Sequence[str]) -> str:
+    """The method of a command line the strict parser refused (for invalidation only)."""
+    for i, arg in enumerate(argv):
+        for flag in ("-X", "--method"):
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1].upper()
+            if arg.startswith(flag + "=") or (flag == "-X" and arg.startswith("-X") and
+                                              len(arg) > 2):
+                return arg.split("=", 1)[-1].removeprefix("-X").upper()
+    wrote = any(a in _WRITE_FLAGS or a.startswith(tuple(f + "=" for f in _WRITE_FLAGS))
+                for a in argv)
+    return "POST" if wrote else "GET"
+
+
+def _api_path(endpoint: str) -> str | None:
+    if endpoint in ("graphql", "/graphql") or "://" in endpoint or _PLACEHOLDER.search(endpoint):
         return None
-    return endpoint.replace("{owner}", repo[0]).replace("{repo}", repo[1])
+    return "/" + endpoint.lstrip("/").partition("?")[0]
 
 
-def _field_value(raw: str, typed: bool) -> str | None:
-    """A field as the query value gh sends for a GET; ``None`` for what the wrapper does not
-    do (``-F key=@file`` reads a file, ``-F`` fills placeholders)."""
-    if typed and (raw.startswith("@") or _PLACEHOLDER.search(raw)):
-        return None
-    return raw
-
-
-def _plan_api(args: Sequence[str], repo: tuple[str, str] | None) -> Plan:
-    parsed = parse_flags(args, _API_FLAGS)
-    if parsed is None:
-        return PassThrough("a gh api flag the wrapper does not emulate", writes=False)
-    if len(parsed.positionals) != 1:
-        return PassThrough("gh api needs exactly one endpoint", writes=False)
-    fields = [(name, value) for name, value in parsed.flags if name in ("raw-field", "field")]
-    method = (parsed.last("method") or ("POST" if fields else "GET")).upper()
-    endpoint = parsed.positionals[0]
-    if method != "GET":
-        path = _expand(endpoint, repo)
-        api_path = None
-        if path is not None and not path.startswith(("http:", "https:")) and path != "graphql":
-            api_path = "/" + path.lstrip("/").partition("?")[0]
-        return PassThrough(f"gh api {method} is a write", writes=True, api_path=api_path)
-    if endpoint in ("graphql", "/graphql") or endpoint.startswith(("http:", "https:")):
-        return PassThrough("GraphQL and absolute URLs go to gh", writes=False)
-    expanded = _expand(endpoint, repo)
-    if expanded is None:
-        return PassThrough("placeholders that need the git remote", writes=False)
-    path, _, inline = ("/" + expanded.lstrip("/")).partition("?")
-    query = parse_qsl(inline, keep_blank_values=True)
-    for name, raw in fields:
-        key, eq, value = raw.partition("=")
-        typed = _field_value(value, name == "field")
-        if not eq or not key or "[" in key or typed is None:
-            return PassThrough("a field the wrapper does not encode like gh", writes=False)
-        query.append((key, typed))
-    headers: list[tuple[str, str]] = []
-    for raw in parsed.values("header"):
-        name, sep, value = raw.partition(":")
-        if not sep or not name.strip():
-            return PassThrough("a header gh would refuse", writes=False)
-        headers.append((name.strip(), value.strip()))
-    return ApiGet(path, tuple(query), tuple(headers), parsed.has("paginate"),
-                  parsed.last("jq"), parsed.has("silent"), parsed.last("hostname"))
+def _plan_api(argv: Sequence[str], repo: tuple[str, str] | None) -> Plan:
+    endpoint = next((a for a in argv if not a.startswith("-")), "")
+    try:
+        args = parse_api_args(argv)
+    except ApiUsageError:
+        return PassThrough("gh refuses this command line; let it say so", writes=False)
+    if args is None:
+        writes = _rough_method(argv) != "GET"
+        return PassThrough("a gh api flag the wrapper does not emulate", writes=writes,
+                           api_path=_api_path(endpoint) if writes else None)
+    method = args.method.upper() if args.method_given else (
+        "POST" if args.raw_fields or args.typed_fields or args.input_file else "GET")
+    writes = _graphql_writes(args) if args.is_graphql else method != "GET"
+    api_path = None if args.is_graphql else _api_path(args.endpoint)
+    if args.include:
+        return PassThrough("gh prints every header it received", writes, api_path)
+    if writes and (args.jq or args.template or args.input_file):
+        # Only a failure before anything is sent may hand a write to gh; keep writes simple.
+        return PassThrough("a write with output the wrapper does not format", True, api_path)
+    needs = " ".join([args.endpoint, *args.typed_fields])
+    if "{branch}" in needs or ":branch" in needs or (repo is None and _PLACEHOLDER.search(needs)):
+        return PassThrough("placeholders that need the git remote", writes, api_path)
+    return ApiCommand(args, writes)
 
 
 # -- read-only --json commands -----------------------------------------------------------------
@@ -188,7 +188,10 @@ def _plan_json(family_name: str, family: Family, args: Sequence[str]) -> Plan:
     if len(parsed.positionals) > family.positionals:
         return PassThrough(f"{family_name} takes at most {family.positionals} argument(s)",
                            writes=False)
-    return CachedRun(family_name, family.ttl, parsed.last("repo"))
+    fields = [f.strip() for value in parsed.values("json") for f in value.split(",")]
+    private = any("@me" in value for _, value in parsed.flags) or any(
+        f.startswith("viewer") for f in fields)
+    return CachedRun(family_name, family.ttl, parsed.last("repo"), private)
 
 
 def plan(argv: Sequence[str], *, gh_repo: tuple[str, str] | None = None) -> Plan:

@@ -1,10 +1,14 @@
 """``github-p2p gh ARGS…``: gh with its read-only calls served through the github-p2p cache.
 
-* ``gh api`` GETs are answered here, through :class:`~github_p2p.client.GitHubClient` (the
-  runner's daemon when ``GITHUB_P2P_ENDPOINT`` is set, else an in-process cache), with gh's own
-  host, token and output format;
-* read-only ``--json`` commands run the real gh once per family TTL; their output is kept in a
-  local store keyed by argv, repository, host and token;
+* ``gh api`` runs here (:func:`~github_p2p.cli.gh.apirun.run_api`, the same implementation as
+  ``github-p2p api``), through :class:`~github_p2p.cache.client.GitHubClient` (the runner's
+  daemon when ``GITHUB_P2P_ENDPOINT`` is set, else an in-process cache), with gh's own host,
+  token and output format; reads (GETs and GraphQL queries) are served from the cache, writes
+  pass through it and invalidate what they touch;
+* read-only ``--json`` commands run the real gh once per family TTL: with the daemon, once
+  for the whole fleet (the output is shared sealed, see :mod:`github_p2p.nodes.outputs`), else
+  once per runner (a local store); the key is argv, repository and host (and the token when the
+  output depends on the caller: ``@me``, ``viewer*`` fields);
 * everything else runs the real gh unchanged, with its exit code; a command that may write
   invalidates the cached command outputs (and, for ``gh api``, the written API path).
 
@@ -24,29 +28,33 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from github_p2p.cache.client import EndpointBackend, EngineBackend, GitHubClient
-from github_p2p.cache.engine import CachedResponse
 from github_p2p.cache.localstore import LocalStore
+from github_p2p.cli.gh.apirun import (
+    ApiEnvironment,
+    Fallback,
+    Transport,
+    UpstreamUrls,
+    run_api,
+)
 from github_p2p.cli.gh.ghenv import api_base, gh_host, gh_repo, gh_token, same_api
-from github_p2p.cli.gh.output import JqError, join_pages, run_jq
-from github_p2p.cli.gh.plan import ApiGet, CachedRun, PassThrough, plan
+from github_p2p.cli.gh.plan import ApiCommand, CachedRun, PassThrough, plan
 from github_p2p.cli.gh.realgh import RealGh, find_real_gh
+from github_p2p.cli.gh.sharing import OutputShare
 from github_p2p.config import DEFAULT_API_URL, ClientSettings, default_cache_dir, token_fingerprint
 from github_p2p.core.entry import CacheEntry
-from github_p2p.core.pagination import next_page
-from github_p2p.errors import ConfigError, UpstreamError
+from github_p2p.errors import ConfigError, FleetUnavailableError, UpstreamError
 
 __all__ = ["GhWrapper"]
 
 log = logging.getLogger(__name__)
 
 _COMMAND_TAG = "gh-commands"
-_MAX_PAGES = 1000
 
 
 class GhWrapper:
@@ -61,10 +69,12 @@ class GhWrapper:
         cwd: Path | None = None,
         clock: Callable[[], float] = time.time,
         jq: str | None = None,
+        stdin: BinaryIO | None = None,
     ) -> None:
         self.env = dict(os.environ if env is None else env)
         self.stdout = stdout if stdout is not None else sys.stdout.buffer
         self.stderr = stderr if stderr is not None else sys.stderr
+        self.stdin = stdin if stdin is not None else sys.stdin.buffer
         self.cwd = cwd
         self._clock = clock
         self._jq = jq if jq is not None else shutil.which("jq")
@@ -93,11 +103,12 @@ class GhWrapper:
     def run(self, argv: Sequence[str]) -> int:
         """Carry out ``gh ARGV``; returns the exit code."""
         decided = plan(argv, gh_repo=gh_repo(self.env))
-        if isinstance(decided, ApiGet):
+        if isinstance(decided, ApiCommand):
             served = self._serve_api(decided)
             if served is not None:
                 return served
-            return self._pass_through(argv, PassThrough("served by gh itself", writes=False))
+            return self._pass_through(argv, PassThrough("served by gh itself",
+                                                        writes=decided.writes))
         if isinstance(decided, CachedRun) and not self._human_output():
             return self._cached_run(argv, decided)
         if isinstance(decided, PassThrough):
@@ -125,11 +136,31 @@ class GhWrapper:
             return None
         return base, token
 
-    def _serve_api(self, request: ApiGet) -> int | None:
-        """Answer a ``gh api`` GET; ``None`` when gh should answer it instead."""
-        if self._human_output() or (request.jq is not None and self._jq is None):
+    def _read_file(self, name: str) -> bytes:
+        if name == "-":
+            return self.stdin.read()
+        try:
+            return (Path(self.cwd or ".") / name).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}: {exc.strerror}") from exc
+
+    def _environment(self, request: ApiCommand, base: str) -> ApiEnvironment:
+        repo = gh_repo(self.env)
+
+        def resolve(name: str) -> str | None:
+            if repo is None or name == "branch":
+                return None
+            return repo[0] if name == "owner" else repo[1]
+
+        version = self._gh_version() if request.args.paginate else None
+        return ApiEnvironment(api_url=base, resolve=resolve, read_file=self._read_file,
+                              now=self._clock, jq=self._jq, gh_version=version)
+
+    def _serve_api(self, request: ApiCommand) -> int | None:
+        """Run a ``gh api`` command line; ``None`` when gh should run it instead."""
+        if self._human_output() or (request.args.jq and self._jq is None):
             return None
-        target = self._target(request.hostname)
+        target = self._target(request.args.hostname)
         if target is None:
             return None
         client = self._client(*target)
@@ -137,56 +168,35 @@ class GhWrapper:
             return None
         try:
             with client:
-                pages = list(self._pages(client, request))
+                backend: Transport = client.backend
+                if isinstance(backend, EndpointBackend):
+                    backend = UpstreamUrls(backend)  # gh prints GitHub's URLs, not ours
+                result = run_api(request.args, backend, self._environment(request, target[0]))
+        except (Fallback, ConfigError) as exc:
+            # Raised before anything was sent for a write (plan keeps writes simple), so gh
+            # may run the command line from the start.
+            log.debug("gh api served by gh: %s", exc)
+            return None
         except UpstreamError as exc:
+            if request.writes:
+                # The write may have reached GitHub: never send it twice.
+                print(f"github-p2p: {exc}", file=self.stderr)
+                return 1
             print(f"github-p2p: warning: {exc}; running gh directly", file=self.stderr)
             return None
-        failed = next((page for page in pages if page.status >= 400), None)
-        if failed is not None:
-            self.stdout.write(failed.body)
-            self.stdout.flush()
-            print(f"gh: {_message(failed)} (HTTP {failed.status})", file=self.stderr)
-            return 1
-        if request.silent:
-            return 0
-        bodies = [page.body for page in pages]
-        if request.jq is not None:
-            assert self._jq is not None
-            try:
-                output = b"".join(run_jq(self._jq, request.jq, body) for body in bodies)
-            except JqError:
-                return None  # gh reports a bad filter in its own words
-        elif request.paginate:
-            output = join_pages(bodies, self._gh_version())
-        else:
-            output = bodies[0]
-        self.stdout.write(output)
+        self.stdout.write(result.stdout)
         self.stdout.flush()
-        return 0
+        if result.stderr:
+            self.stderr.write(result.stderr)
+        if request.writes:
+            self._invalidate(None)  # the write itself went through the cache, which forgot it
+        return result.code
 
     def _gh_version(self) -> tuple[int, int, int] | None:
         try:
             return self.real.version()
         except ConfigError:  # no real gh: print like current gh releases
             return None
-
-    @staticmethod
-    def _pages(client: GitHubClient, request: ApiGet) -> Iterator[CachedResponse]:
-        headers = dict(request.headers)
-        query = list(request.query)
-        if request.paginate and not any(k == "per_page" for k, _ in query):
-            query.append(("per_page", "100"))  # as gh does
-        path = request.path
-        for _ in range(_MAX_PAGES):
-            page = client.request("GET", path, params=query, headers=headers)
-            yield page
-            if not request.paginate or page.status >= 400:
-                return
-            following = next_page(client.backend.base_url, page.headers)
-            if following is None:
-                return
-            path, query = following
-        raise UpstreamError(f"pagination of {request.path} did not end")
 
     # -- read-only --json commands -----------------------------------------------------------
 
@@ -212,14 +222,55 @@ class GhWrapper:
         return "git:" + remotes + "|" + branch
 
     def _command_key(self, argv: Sequence[str], run: CachedRun) -> str:
+        # The token is left out unless the output depends on it: every job has its own token,
+        # and the fleet shares one output per command, repository and host.
         host = gh_host(self.env)
-        token = gh_token(self.env, host)
+        token = gh_token(self.env, host) if run.private else None
         material = json.dumps([host, token_fingerprint(token) if token else "",
                                self._repo_context(run), list(argv)])
         return hashlib.sha256(material.encode()).hexdigest()
 
+    def _share(self) -> OutputShare | None:
+        settings = ClientSettings.from_env(self.env)
+        if not settings.endpoint:
+            return None
+        return OutputShare(settings.endpoint, settings.timeout + settings.fleet_wait)
+
     def _cached_run(self, argv: Sequence[str], run: CachedRun) -> int:
         key = self._command_key(argv, run)
+        share = self._share()
+        if share is not None:
+            with share:
+                try:
+                    return self._shared_run(argv, run, key, share)
+                except FleetUnavailableError as exc:
+                    log.warning("%s; keeping gh outputs on this runner", exc)
+        return self._local_run(argv, run, key)
+
+    def _shared_run(self, argv: Sequence[str], run: CachedRun, key: str,
+                    share: OutputShare) -> int:
+        """Through the daemon: one runner of the fleet runs gh, the others print its output."""
+        output, lease = share.claim(key, run.ttl, run.private)
+        if output is not None:
+            log.debug("gh %s served by the fleet", run.family)
+            self.stdout.write(output)
+            self.stdout.flush()
+            return 0
+        try:
+            code, output = self.real.capture(argv, cwd=self.cwd)
+        except BaseException:
+            if lease:
+                share.release(key, lease)
+            raise
+        if code == 0:
+            share.fill(key, run.ttl, run.private, output, lease)
+        elif lease:
+            share.release(key, lease)
+        self.stdout.write(output)
+        self.stdout.flush()
+        return code
+
+    def _local_run(self, argv: Sequence[str], run: CachedRun, key: str) -> int:
         store = self._commands()
         try:
             now = self._clock()
@@ -260,6 +311,14 @@ class GhWrapper:
             store.invalidate(_COMMAND_TAG)
         finally:
             store.close()
+        share = self._share()
+        if share is not None:
+            with share:
+                try:
+                    share.forget()
+                except FleetUnavailableError as exc:
+                    # The write itself succeeded; shared outputs then live out their TTL.
+                    log.warning("%s", exc)
         if api_path is None:
             return
         target = self._target(None)
@@ -278,10 +337,3 @@ class GhWrapper:
                     # The write itself succeeded; the cached copy then lives out its TTL.
                     log.warning("%s", exc)
 
-
-def _message(resp: CachedResponse) -> str:
-    try:
-        message = json.loads(resp.body).get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message) if message else "request failed"

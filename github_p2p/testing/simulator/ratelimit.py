@@ -1,4 +1,8 @@
-"""Primary rate-limit budgets, shaped like GitHub's (pure: the caller passes the time in)."""
+"""Primary rate-limit budgets, shaped like GitHub's (pure: the caller passes the time in).
+
+REST (``core``) and GraphQL (``graphql``) budgets are separate, as on GitHub; a REST request
+spends one, a GraphQL request the points its query costs.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ INSTALLATION_PREFIX = "ghs_"
 
 @dataclass(frozen=True)
 class BudgetKey:
-    """Whose budget a request spends: a repository, a token, or an unauthenticated client."""
+    """Whose budget a request spends (a repository, a token, or an unauthenticated client) and
+    which resource (``core`` or ``graphql``)."""
 
     kind: str
     ident: str
+    resource: str = "core"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class RateStatus:
     limit: int
     used: int
     reset: int
+    resource: str = "core"
 
     @property
     def remaining(self) -> int:
@@ -48,7 +55,7 @@ class RateStatus:
             ("x-ratelimit-remaining", str(self.remaining)),
             ("x-ratelimit-reset", str(self.reset)),
             ("x-ratelimit-used", str(self.used)),
-            ("x-ratelimit-resource", "core"),
+            ("x-ratelimit-resource", self.resource),
         ]
 
 
@@ -76,11 +83,12 @@ class RateLimiter:
         user_limit: int,
         installation_limit: int,
         anonymous_limit: int,
+        resource: str = "core",
     ) -> Budget:
         """Which budget a request with this token, path repository and client address spends."""
         if not token:
             return Budget(
-                BudgetKey("client", client),
+                BudgetKey("client", client, resource),
                 anonymous_limit,
                 f"{client}. (But here's the good news: Authenticated requests get a higher rate "
                 "limit. Check out the documentation for more details.)",
@@ -92,27 +100,31 @@ class RateLimiter:
                 repo = self._installations.get(token)
             if repo is not None:
                 return Budget(
-                    BudgetKey("repository", repo),
+                    BudgetKey("repository", repo, resource),
                     installation_limit,
                     f"installation ID {_small_id(repo)}",
                 )
             return Budget(
-                BudgetKey("token", token), installation_limit, f"installation ID {_small_id(token)}"
+                BudgetKey("token", token, resource),
+                installation_limit,
+                f"installation ID {_small_id(token)}",
             )
-        return Budget(BudgetKey("token", token), user_limit, f"user ID {_small_id(token)}")
+        key = BudgetKey("token", token, resource)
+        return Budget(key, user_limit, f"user ID {_small_id(token)}")
 
     def status(self, budget: Budget, now: float) -> RateStatus:
         """The budget's state at ``now``, opening a new window if the last one has expired."""
         reset, used = self._current(budget.key, now)
-        return RateStatus(budget.limit, min(used, budget.limit), reset)
+        return RateStatus(budget.limit, min(used, budget.limit), reset, budget.key.resource)
 
-    def try_consume(self, budget: Budget, now: float) -> tuple[bool, RateStatus]:
-        """Spend one request if any is left; returns whether it was spent and the new state."""
+    def try_consume(self, budget: Budget, now: float, cost: int = 1) -> tuple[bool, RateStatus]:
+        """Spend ``cost`` points if that many are left; whether they were spent, and the state."""
         reset, used = self._current(budget.key, now)
-        if used >= budget.limit:
-            return False, RateStatus(budget.limit, budget.limit, reset)
-        self._windows[budget.key] = (reset, used + 1)
-        return True, RateStatus(budget.limit, used + 1, reset)
+        resource = budget.key.resource
+        if used + cost > budget.limit:
+            return False, RateStatus(budget.limit, min(used, budget.limit), reset, resource)
+        self._windows[budget.key] = (reset, used + cost)
+        return True, RateStatus(budget.limit, used + cost, reset, resource)
 
     def reset(self) -> None:
         """Forget every window (every budget is full again)."""

@@ -16,7 +16,9 @@ class RequestRecord:
     ``path`` has no query string (``query`` holds it, undecoded); ``token`` is the bearer token or
     ``""``; ``counted`` says whether the request consumed primary rate-limit budget;
     ``conditional`` whether it carried ``If-None-Match`` or ``If-Modified-Since``; ``timestamp``
-    is the simulator clock (epoch seconds) when the request was handled.
+    is the simulator clock (epoch seconds) when the request was handled. ``resource`` is the
+    budget it belongs to (``core`` for REST, ``graphql`` for ``POST /graphql``) and ``cost`` the
+    points it spent (0 when not counted).
     """
 
     method: str
@@ -27,6 +29,8 @@ class RequestRecord:
     counted: bool
     timestamp: float
     conditional: bool
+    resource: str = "core"
+    cost: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """This record as a JSON-ready mapping."""
@@ -44,6 +48,8 @@ class RequestRecord:
             counted=bool(data["counted"]),
             timestamp=float(data["timestamp"]),
             conditional=bool(data["conditional"]),
+            resource=str(data.get("resource", "core")),
+            cost=int(data.get("cost", 0)),
         )
 
 

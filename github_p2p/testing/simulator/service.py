@@ -1,5 +1,9 @@
 """The simulated API as a function of requests: auth, faults, rate limits, routing, validators.
 
+REST requests are routed to the endpoint modules; ``POST /graphql`` (``/api/graphql`` on an
+Enterprise host) goes to :mod:`.graphql_endpoint` and spends the caller's separate GraphQL budget,
+in points.
+
 No sockets here (the HTTP server hands requests in) and no direct clock reads (the clock is
 injected); one lock serialises every request against the state.
 """
@@ -21,15 +25,28 @@ from github_p2p.testing.simulator.actions_secrets import SecretVault, normalise_
 from github_p2p.testing.simulator.conditional import http_date, is_not_modified, token_etag
 from github_p2p.testing.simulator.config import SimulatorConfig
 from github_p2p.testing.simulator.entities import API_ROOT
+from github_p2p.testing.simulator.graphql_data import GraphContext, RateInfo
+from github_p2p.testing.simulator.graphql_endpoint import GraphQLApi, graphql_errors
 from github_p2p.testing.simulator.memo import Memo, encode_json
 from github_p2p.testing.simulator.ratelimit import Budget, RateLimiter, RateStatus
 from github_p2p.testing.simulator.records import RequestRecord
-from github_p2p.testing.simulator.router import Outcome, RouteContext, Router, error_outcome
+from github_p2p.testing.simulator.router import (
+    Outcome,
+    RouteContext,
+    Router,
+    error_outcome,
+    login_for_token,
+)
 from github_p2p.testing.simulator.state import Fault, SimulatorState
 
 __all__ = ["ApiRequest", "ApiResponse", "SimulatedGitHub", "bearer_token"]
 
 _ENTERPRISE_PREFIX = "/api/v3"
+_ENTERPRISE_GRAPHQL = "/api/graphql"
+_GRAPHQL = "/graphql"
+_GRAPHQL_AUTH_DOCS = (
+    "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql"
+)
 _RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 _NO_BODY = (204, 304)
 
@@ -95,7 +112,10 @@ class _Incoming:
     @classmethod
     def parse(cls, request: ApiRequest, base_url: str) -> _Incoming:
         path, _, query = request.target.partition("?")
-        if path == _ENTERPRISE_PREFIX or path.startswith(_ENTERPRISE_PREFIX + "/"):
+        if path == _ENTERPRISE_GRAPHQL:
+            # An Enterprise host answers GraphQL at /api/graphql, beside /api/v3.
+            path = _GRAPHQL
+        elif path == _ENTERPRISE_PREFIX or path.startswith(_ENTERPRISE_PREFIX + "/"):
             # `gh` and Octokit speak to a GitHub Enterprise host under /api/v3.
             path = path[len(_ENTERPRISE_PREFIX) :] or "/"
             base_url += _ENTERPRISE_PREFIX
@@ -123,6 +143,7 @@ class SimulatedGitHub:
         self._router = Router(
             [*repo_endpoints.routes(), *issue_endpoints.routes(), *secret_endpoints.routes()]
         )
+        self._graphql = GraphQLApi()
         self._records: list[RequestRecord] = []
         self._memo = Memo()
         self._latency = config.latency
@@ -135,6 +156,7 @@ class SimulatedGitHub:
         now_exact = self._clock()
         now = int(now_exact)
         incoming = _Incoming.parse(request, base_url)
+        graphql = incoming.path == _GRAPHQL and request.method == "POST"
         with self._lock:
             self._request_counter += 1
             request_id = f"5EED:{self._request_counter:06X}:{now & 0xFFFFFF:06X}"
@@ -146,8 +168,13 @@ class SimulatedGitHub:
                 user_limit=config.rate_limit,
                 installation_limit=config.installation_limit,
                 anonymous_limit=config.unauthenticated_rate_limit,
+                resource="graphql" if graphql else "core",
             )
-            outcome, extra, chargeable = self._outcome(request, incoming, budget, now, request_id)
+            if graphql:
+                outcome, extra, cost = self._graphql_outcome(
+                    request, incoming, budget, now, request_id)
+            else:
+                outcome, extra, cost = self._outcome(request, incoming, budget, now, request_id)
             status = outcome.status
             body = b"" if status in _NO_BODY else outcome.raw
             if body is None:
@@ -162,8 +189,8 @@ class SimulatedGitHub:
                     status, body = 304, b""
             # After the ETag: two simulators holding the same data agree on validators.
             body = _own_api_urls(body, incoming.base_url)
-            if chargeable and status != 304:
-                counted, rate = self._limiter.try_consume(budget, now)
+            if cost and status != 304:
+                counted, rate = self._limiter.try_consume(budget, now, cost)
             else:
                 counted, rate = False, self._limiter.status(budget, now)
             self._records.append(
@@ -176,6 +203,8 @@ class SimulatedGitHub:
                     counted=counted,
                     timestamp=now_exact,
                     conditional=incoming.conditional,
+                    resource=budget.key.resource,
+                    cost=cost if counted else 0,
                 )
             )
         headers = self._headers(outcome, status, incoming.token, etag, rate, request_id)
@@ -183,31 +212,24 @@ class SimulatedGitHub:
 
     def _outcome(
         self, request: ApiRequest, incoming: _Incoming, budget: Budget, now: int, request_id: str
-    ) -> tuple[Outcome, list[tuple[str, str]], bool]:
-        """The answer before validators, extra headers, and whether it may spend budget."""
+    ) -> tuple[Outcome, list[tuple[str, str]], int]:
+        """The answer before validators, extra headers, and the points it may spend."""
         metered = incoming.path != "/rate_limit"
-        fault = self._state.next_fault()
-        if fault is not None and fault.kind == "5xx":
-            # The request never reached the API proper, so it costs nothing.
-            return error_outcome(fault.status, HTTPStatus(fault.status).phrase), [], False
-        if fault is not None:
-            message = (
-                "You have exceeded a secondary rate limit. Please wait a few minutes before you "
-                "try again. If you reach out to GitHub Support for help, please include the "
-                f"request ID {request_id}."
-            )
-            outcome = error_outcome(
-                fault.status, message, f"{_RATE_DOCS}#about-secondary-rate-limits"
-            )
-            after = fault.retry_after
-            # GitHub does not always say how long: then a client waits at least a minute.
-            return outcome, [("retry-after", str(after))] if after is not None else [], metered
+        faulted = self._fault(request_id, 1 if metered else 0)
+        if faulted is not None:
+            return faulted
         if not metered:
-            return Outcome(200, self._rate_limit_body(self._limiter.status(budget, now))), [], False
+            graphql_budget = self._limiter.budget_for(
+                incoming.token, None, request.client, user_limit=self._config.rate_limit,
+                installation_limit=self._config.installation_limit,
+                anonymous_limit=self._config.unauthenticated_rate_limit, resource="graphql")
+            body = self._rate_limit_body(self._limiter.status(budget, now),
+                                         self._limiter.status(graphql_budget, now))
+            return Outcome(200, body), [], 0
         if self._limiter.status(budget, now).remaining == 0:
             message = f"API rate limit exceeded for {budget.owner_description}"
             outcome = error_outcome(403, message, f"{_RATE_DOCS}#about-the-primary-rate-limit")
-            return outcome, [], False
+            return outcome, [], 0
         ctx = RouteContext(
             method=request.method,
             path=incoming.path,
@@ -221,7 +243,53 @@ class SimulatedGitHub:
             config=self._config,
             memo=self._memo,
         )
-        return self._router.dispatch(ctx), [], True
+        return self._router.dispatch(ctx), [], 1
+
+    def _fault(self, request_id: str, cost: int
+               ) -> tuple[Outcome, list[tuple[str, str]], int] | None:
+        """The injected fault this request suffers, if any, and what it costs."""
+        fault = self._state.next_fault()
+        if fault is None:
+            return None
+        if fault.kind == "5xx":
+            # The request never reached the API proper, so it costs nothing.
+            return error_outcome(fault.status, HTTPStatus(fault.status).phrase), [], 0
+        message = (
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+            "try again. If you reach out to GitHub Support for help, please include the "
+            f"request ID {request_id}."
+        )
+        outcome = error_outcome(fault.status, message, f"{_RATE_DOCS}#about-secondary-rate-limits")
+        after = fault.retry_after
+        # GitHub does not always say how long: then a client waits at least a minute.
+        return outcome, [("retry-after", str(after))] if after is not None else [], cost
+
+    def _graphql_outcome(
+        self, request: ApiRequest, incoming: _Incoming, budget: Budget, now: int, request_id: str
+    ) -> tuple[Outcome, list[tuple[str, str]], int]:
+        """``POST /graphql``: authentication, price, budget, then the query itself."""
+        faulted = self._fault(request_id, 1)
+        if faulted is not None:
+            return faulted
+        if not incoming.token:
+            message = "This endpoint requires you to be authenticated."
+            return error_outcome(401, message, _GRAPHQL_AUTH_DOCS), [], 0
+        prepared = self._graphql.prepare(request.body)
+        if isinstance(prepared, Outcome):
+            return prepared, [], 1 if prepared.status == 200 else 0
+        status = self._limiter.status(budget, now)
+        if status.remaining < prepared.cost:
+            # GitHub answers 200 with an error, and the headers say the budget is spent.
+            refused = graphql_errors({
+                "type": "RATE_LIMIT", "code": "graphql_rate_limit",
+                "message": f"API rate limit already exceeded for {budget.owner_description}.",
+            })
+            return refused, [], 0
+        rate = RateInfo(prepared.cost, status.limit, status.used + prepared.cost, status.reset,
+                        prepared.node_count)
+        ctx = GraphContext(self._state, self._config, self._graphql.registry,
+                           login_for_token(incoming.token), now, rate)
+        return self._graphql.execute(prepared, ctx), [], prepared.cost
 
     def _headers(
         self,
@@ -245,7 +313,8 @@ class SimulatedGitHub:
         if outcome.link is not None and status == 200:
             headers.append(("link", outcome.link))
         headers.append(("x-github-api-version-selected", "2022-11-28"))
-        headers.append(("x-github-media-type", "github.v3; format=json"))
+        media = "github.v4" if rate.resource == "graphql" else "github.v3"
+        headers.append(("x-github-media-type", f"{media}; format=json"))
         headers.extend(rate.headers())
         headers.append(("x-github-request-id", request_id))
         # GitHub's API is readable from any web page (its answers depend on the token sent).
@@ -255,7 +324,7 @@ class SimulatedGitHub:
                         "X-RateLimit-Used, X-RateLimit-Resource, X-RateLimit-Reset"))
         return headers
 
-    def _rate_limit_body(self, core: RateStatus) -> dict[str, Any]:
+    def _rate_limit_body(self, core: RateStatus, graphql: RateStatus) -> dict[str, Any]:
         def block(limit: int, used: int, reset: int) -> dict[str, int]:
             return {"limit": limit, "used": used, "remaining": limit - used, "reset": reset}
 
@@ -264,7 +333,7 @@ class SimulatedGitHub:
             "resources": {
                 "core": core_block,
                 "search": block(30, 0, core.reset),
-                "graphql": block(core.limit, 0, core.reset),
+                "graphql": block(graphql.limit, graphql.used, graphql.reset),
             },
             "rate": core_block,
         }
