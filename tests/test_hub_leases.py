@@ -103,3 +103,43 @@ async def test_a_stale_entry_rides_along_with_a_grant(board, autojump_clock):
     assert answer.outcome is LeaseOutcome.GRANTED
     assert answer.payload is not None and answer.payload.envelope == b"old"
     assert not answer.fresh
+
+
+class _SlowReads(MemoryEnvelopeStore):
+    """A store whose reads take a while and answer what was there when they started, as a
+    read in a worker thread does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: trio.Event | None = None
+        self.reading = trio.Event()
+
+    async def get(self, entry_id: bytes):  # type: ignore[no-untyped-def]
+        snapshot = await super().get(entry_id)
+        if self.gate is not None:
+            self.reading.set()
+            await self.gate.wait()
+        return snapshot
+
+
+async def test_a_read_that_raced_a_fill_does_not_grant_a_second_fetch():
+    store = _SlowReads()
+    board = LeaseBoard(store, lease_ttl=30.0)
+    first = await board.lease(ID, "a", wait=0)
+    assert first.outcome is LeaseOutcome.GRANTED
+    store.gate = trio.Event()
+    got = {}
+
+    async def late_asker() -> None:
+        got["answer"] = await board.lease(ID, "c", wait=10)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(late_asker)
+        await store.reading.wait()  # c's read started before the fill...
+        gate, store.gate = store.gate, None
+        await store.put(ID, b"filled", fresh_ttl=60, keep_ttl=600, tag=None)
+        board.fill(ID, first.lease.token)  # ...and the fill lands before it answers
+        gate.set()
+    assert got["answer"].outcome is LeaseOutcome.HIT
+    assert got["answer"].payload.envelope == b"filled"
+    assert board.stats.granted == 1

@@ -54,6 +54,8 @@ class LeaseBoard:
         self.stats = LeaseStats()
         self._held: dict[bytes, _Held] = {}
         self._wall_clock = wall_clock
+        #: Fills so far: a store read that raced with a fill must not be believed.
+        self._fills = 0
 
     @property
     def in_flight(self) -> int:
@@ -78,7 +80,13 @@ class LeaseBoard:
         deadline = trio.current_time() + max(0.0, wait)
         waited = False
         while True:
+            fills = self._fills
             stored = await self.store.get(entry_id)
+            if fills != self._fills and (stored is None or not stored.is_fresh(
+                    self._wall_clock())):
+                # A fill landed while the store was read (in a worker thread): the miss may
+                # predate it, and granting now would make a second runner fetch. Read again.
+                continue
             if stored is not None and stored.is_fresh(self._wall_clock()):
                 if waited:
                     self.stats.filled += 1
@@ -108,6 +116,7 @@ class LeaseBoard:
 
     def fill(self, entry_id: bytes, token: str | None) -> None:
         """An entry for ``entry_id`` was just stored: wake its waiters, end its lease."""
+        self._fills += 1
         held = self._held.get(entry_id)
         if held is not None and (token is None or token == held.lease.token):
             self._finish(entry_id, held)
