@@ -39,6 +39,7 @@ from github_p2p.workqueue.local import LocalWorkQueue
 
 __all__ = ["LOCAL_STORE_FILE", "DaemonQueues", "build_daemon_queues"]
 
+_MAX_TOKENS = 100_000
 #: The daemon's own queue store in its cache directory (queues it runs without the fleet).
 LOCAL_STORE_FILE = "queues.sqlite3"
 
@@ -98,7 +99,12 @@ class DaemonQueues:
         """See :class:`~github_p2p.workqueue.api.WorkQueue`."""
         result = await self._backend(ref).claim(ref, holder=holder or self.holder, wait=wait)
         if isinstance(result, Claim):
+            # Kept after completion too, so that a repeated `queue done` is the no-op it
+            # should be; bounded, oldest first out.
+            self._tokens.pop((ref, result.id), None)
             self._tokens[(ref, result.id)] = result.token
+            while len(self._tokens) > _MAX_TOKENS:
+                del self._tokens[next(iter(self._tokens))]
             return result
         return replace(result, mode=self.mode(ref))
 
@@ -108,7 +114,7 @@ class DaemonQueues:
         known = self._tokens.get((ref, item_id))
         if known is None:
             raise StaleLeaseError(f"queue {ref}: item {item_id} was not claimed through this "
-                                  "daemon (or was already completed); pass its lease token")
+                                  "daemon; pass its lease token")
         return known
 
     async def heartbeat(self, ref: QueueRef, item_id: int, token: str | None = None) -> Renewal:
@@ -119,17 +125,7 @@ class DaemonQueues:
                        ok: bool = True) -> Completion:
         """See :class:`~github_p2p.workqueue.api.WorkQueue` (``token`` optional here)."""
         lease = self._token(ref, item_id, token)
-        try:
-            done = await self._backend(ref).complete(ref, item_id, lease, ok=ok)
-        except StaleLeaseError:
-            self._forget(ref, item_id, lease)
-            raise
-        self._forget(ref, item_id, lease)
-        return done
-
-    def _forget(self, ref: QueueRef, item_id: int, token: str) -> None:
-        if self._tokens.get((ref, item_id)) == token:
-            del self._tokens[(ref, item_id)]
+        return await self._backend(ref).complete(ref, item_id, lease, ok=ok)
 
     async def status(self, ref: QueueRef, *, wait: float = 0.0) -> QueueStatus:
         """See :class:`~github_p2p.workqueue.api.WorkQueue`."""
