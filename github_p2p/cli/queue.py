@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     queue = sub.add_parser("queue", help="a run's work queue: matrix legs pull items until "
                            "it is drained")
     ops = queue.add_subparsers(dest="queue_command", required=True,
-                               parser_class=type(queue))
+                               parser_class=_intermixed(type(queue)))
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--endpoint", help="daemon endpoint (default: $GITHUB_P2P_ENDPOINT)")
@@ -60,7 +60,7 @@ def register(sub: Any) -> None:
     common(submit)
     submit.add_argument("--file", type=Path, action="append", default=[],
                         help="items, one per line ('#' comments and blank lines skipped; "
-                        "'-' is stdin); repeatable")
+                        "'-' is stdin), after the ITEMs given as arguments; repeatable")
     submit.add_argument("--lease-ttl", type=float, default=QueuePolicy.lease_ttl,
                         metavar="SECONDS", help="lease without a heartbeat (default 60)")
     submit.add_argument("--max-attempts", type=int, default=QueuePolicy.max_attempts,
@@ -100,11 +100,33 @@ def register(sub: Any) -> None:
     run.add_argument("--heartbeat", type=float, default=0.0, metavar="SECONDS",
                      help="heartbeat interval (default: a third of the lease)")
     run.add_argument("name")
-    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
     run.set_defaults(func=_cmd_run)
 
 
 # -- shared ------------------------------------------------------------------------------------
+
+def _intermixed(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
+    """``base`` parsing options and positionals in any order (``submit NAME --file F ITEM``):
+    plain argparse takes all of a ``*`` positional at once and refuses items after an option.
+    A parser with a ``REMAINDER`` positional (``run NAME -- CMD``) parses the plain way."""
+
+    class Intermixed(base):  # type: ignore[valid-type,misc]
+        _inside = False
+
+        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+            if self._inside:  # parse_known_intermixed_args calls back into this method
+                return super().parse_known_args(args, namespace)
+            if any(action.nargs == argparse.REMAINDER for action in self._actions):
+                return super().parse_known_args(args, namespace)
+            self._inside = True
+            try:
+                return self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._inside = False
+
+    return Intermixed
+
 
 def _ref(args: argparse.Namespace) -> QueueRef:
     run_id = args.run_id or os.environ.get("GITHUB_RUN_ID", "").strip() or DEFAULT_RUN_ID
@@ -286,7 +308,7 @@ def _report(args: argparse.Namespace, client: QueueClient, ref: QueueRef, claim:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    command = list(args.command)
+    command = list(args.cmd)
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
