@@ -103,8 +103,7 @@ def test_run_works_through_the_list_with_the_item_appended(daemon, tmp_path):
     ran = queue(daemon, "r4", "run", "suite", "--", "sh", "-c", script, "sh", check=1,
                 LOG=str(log))
     assert log.read_text().split() == ["ok-1", "bad-2", "ok-3"]
-    assert "no fleet: this runner works through the whole queue 'suite' alone (3 items)" in (
-        ran.stderr)
+    assert "no fleet: this runner works through the whole queue 'suite' alone" in ran.stderr
     assert "item 1 'bad-2' failed (exit 4)" in ran.stderr
     assert "this runner ran 3 item(s) (1 failed)" in ran.stderr
     status = json.loads(queue(daemon, "r4", "status", "suite").stdout)

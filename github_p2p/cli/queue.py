@@ -279,24 +279,28 @@ class _Heartbeat:
                       file=sys.stderr, flush=True)
 
 
-def _run_item(command: Sequence[str], item: str, stop: threading.Event) -> int:
-    """Run ``command item``; a SIGTERM/SIGINT to us is passed on to it."""
-    try:
-        process = subprocess.Popen([*command, item])
-    except OSError as exc:
-        print(f"github-p2p: cannot run {command[0]!r}: {exc}", file=sys.stderr, flush=True)
-        return 127
-    while True:
+class _Child:
+    """The item's command; a SIGTERM/SIGINT to us is passed on to it."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.signals: list[int] = []
+
+    def on_signal(self, signum: int, _: FrameType | None) -> None:
+        self.signals.append(signum)
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def run(self, command: Sequence[str], item: str) -> int:
+        """Run ``command item`` to its end (a plain blocking wait: no polling delay)."""
         try:
-            return process.wait(0.2)
-        except subprocess.TimeoutExpired:
-            if stop.is_set():
-                process.terminate()
-                try:
-                    return process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    return process.wait()
+            self.process = subprocess.Popen([*command, item])
+        except OSError as exc:
+            print(f"github-p2p: cannot run {command[0]!r}: {exc}", file=sys.stderr, flush=True)
+            return 127
+        if self.signals:  # a signal arrived before there was a child to pass it to
+            self.process.terminate()
+        return self.process.wait()
 
 
 def _report(args: argparse.Namespace, client: QueueClient, ref: QueueRef, claim: Claim, *,
@@ -318,40 +322,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("queue run: put options before NAME; the command follows --")
     ref = _ref(args)
     client = _client(args)
-    beats = _client(args)  # its own session: heartbeats come from another thread
-    status = _retrying(args, lambda: client.status(ref))
-    if status.mode == "local":
-        _say(f"no fleet: this runner works through the whole queue {ref.name!r} alone "
-             f"({status.counts.total} items)")
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, _: FrameType | None) -> None:
-        received.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Heartbeats and results go from other threads, each with its own HTTP session.
+    beats, reports = _client(args), _client(args)
+    child = _Child()
+    previous = {sig: signal.signal(sig, child.on_signal)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
     ran = failed = 0
     started = time.monotonic()
+    # A result goes to the hub while the next claim does: one round trip per item, not two.
+    # (The last claim then waits for the last result, which wakes it at once.)
+    reporting: threading.Thread | None = None
     try:
         for claim in _claims(args, client, ref):
+            if ran == 0 and claim.mode == "local":
+                _say(f"no fleet: this runner works through the whole queue {ref.name!r} alone")
             interval = args.heartbeat or max(0.5, claim.lease_ttl / 3)
             began = time.monotonic()
             with _Heartbeat(beats, ref, claim, interval):
-                code = _run_item(command, claim.item, stop)
-            if stop.is_set():
+                code = child.run(command, claim.item)
+            if child.signals:
                 break  # not reported: the lease lapses, or goes back with our connection
             ran += 1
             failed += code != 0
             verdict = "passed" if code == 0 else f"failed (exit {code})"
             print(f"github-p2p: queue {ref.name}: item {claim.id} {claim.item!r} {verdict} in "
                   f"{time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
-            _report(args, client, ref, claim, ok=code == 0)
+            if reporting is not None:
+                reporting.join()
+            reporting = threading.Thread(target=_report, args=(args, reports, ref, claim),
+                                         kwargs={"ok": code == 0}, name=f"report-{claim.id}")
+            reporting.start()
+            if child.signals:
+                break
     finally:
+        if reporting is not None:
+            reporting.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if received:
-        return 128 + received[0]
+    if child.signals:
+        return 128 + child.signals[0]
     final = _retrying(args, lambda: client.status(ref))
     c = final.counts
     print(f"github-p2p: queue {ref.name}: this runner ran {ran} item(s) ({failed} failed) in "

@@ -93,11 +93,12 @@ class Claim:
     token: str = field(repr=False)
     lease_ttl: float
     attempt: int = 1
+    mode: QueueMode = "fleet"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (``queue next`` prints ``id`` and ``item`` of it)."""
         return {"id": self.id, "item": self.item, "token": self.token,
-                "lease_ttl": self.lease_ttl, "attempt": self.attempt}
+                "lease_ttl": self.lease_ttl, "attempt": self.attempt, "mode": self.mode}
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ class QueueClient:
         doc = self._post("claim", ref, {"holder": holder, "wait": wait}, wait)
         if doc.get("claimed"):
             return Claim(int(doc["id"]), str(doc["item"]), str(doc["token"]),
-                         float(doc["lease_ttl"]), int(doc.get("attempt", 1)))
+                         float(doc["lease_ttl"]), int(doc.get("attempt", 1)),
+                         "local" if doc.get("mode") == "local" else "fleet")
         return QueueStatus.from_json(doc["status"])
 
     def heartbeat(self, ref: QueueRef, item_id: int, token: str | None = None) -> Renewal:

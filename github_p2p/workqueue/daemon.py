@@ -105,7 +105,7 @@ class DaemonQueues:
             self._tokens[(ref, result.id)] = result.token
             while len(self._tokens) > _MAX_TOKENS:
                 del self._tokens[next(iter(self._tokens))]
-            return result
+            return replace(result, mode=self.mode(ref))
         return replace(result, mode=self.mode(ref))
 
     def _token(self, ref: QueueRef, item_id: int, token: str | None) -> str:

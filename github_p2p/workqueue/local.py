@@ -91,7 +91,7 @@ class LocalWorkQueue:
             item = result.item
             assert item.token is not None
             return Claim(item.index, self.sealer.open(ref, item.index, item.envelope),
-                         item.token, result.lease_ttl, item.attempts)
+                         item.token, result.lease_ttl, item.attempts, self.mode)
         return self._status(result)
 
     async def heartbeat(self, ref: QueueRef, item_id: int, token: str) -> Renewal:
