@@ -88,6 +88,31 @@ def static_groups(suite: list[tuple[str, float]], runners: int) -> list[list[tup
     return groups
 
 
+def _list_scheduling(durations: list[float], runners: int) -> float:
+    """Makespan of handing each test, in order, to the first free runner (a queue)."""
+    free = [0.0] * runners
+    for d in durations:
+        free[free.index(min(free))] += d
+    return max(free)
+
+
+def shuffled(suite: list[tuple[str, float]], runners: int, trials: int, seed: int
+             ) -> dict[str, tuple[float, float]]:
+    """Median and worst makespan over ``trials`` random orders of the same tests, computed:
+    how much a split without timings depends on where the slow tests happen to sit."""
+    rng = random.Random(seed)
+    durations = [d for _, d in suite]
+    results: dict[str, list[float]] = {"contiguous": [], "round_robin": [], "queue": []}
+    for _ in range(trials):
+        rng.shuffle(durations)
+        size = len(durations) // runners
+        results["contiguous"].append(max(sum(durations[i * size:(i + 1) * size])
+                                          for i in range(runners)))
+        results["round_robin"].append(max(sum(durations[i::runners]) for i in range(runners)))
+        results["queue"].append(_list_scheduling(durations, runners))
+    return {name: (sorted(v)[len(v) // 2], max(v)) for name, v in results.items()}
+
+
 def computed(suite: list[tuple[str, float]], runners: int) -> dict[str, float]:
     """Makespans without overheads: ideal, static splits, and list scheduling (a queue)."""
     durations = [d for _, d in suite]
@@ -97,11 +122,9 @@ def computed(suite: list[tuple[str, float]], runners: int) -> dict[str, float]:
     lpt = [0.0] * runners
     for d in sorted(durations, reverse=True):
         lpt[lpt.index(min(lpt))] += d
-    queue = [0.0] * runners
-    for d in durations:
-        queue[queue.index(min(queue))] += d
     return {"ideal": ideal, "static_contiguous": contiguous, "static_round_robin": round_robin,
-            "static_lpt_perfect_timings": max(lpt), "queue_file_order": max(queue)}
+            "static_lpt_perfect_timings": max(lpt),
+            "queue_file_order": _list_scheduling(durations, runners)}
 
 
 def read_timeline(path: Path) -> list[Span]:
@@ -122,46 +145,58 @@ def launch_static(suite: list[tuple[str, float]], runners: int, timeline: Path
             for index, group in enumerate(static_groups(suite, runners))]
 
 
-def queue_fleet(fleet: LocalFleet, suite: list[tuple[str, float]], runners: int, tmp: Path,
-                timeline: Path) -> list[dict[str, str]]:
-    """A hub and a daemon per runner, the list submitted by every runner; their env."""
-    (tmp / "items.txt").write_text("\n".join(item(*t) for t in suite) + "\n")
+@dataclass(frozen=True)
+class Round:
+    """One launch of both splits: the launch time, and each split's makespan and tests."""
+
+    started: float
+    static: tuple[float, list[Span]]
+    queue: tuple[float, list[Span]]
+
+
+def queue_fleet(fleet: LocalFleet, runners: int) -> list[dict[str, str]]:
+    """A hub and a daemon per runner; the environment of each runner's commands."""
     fleet.start_hub(timeout=120)
     peers = [fleet.start_peer(wait=False, name=f"runner{i + 1}") for i in range(runners)]
     for peer in peers:
         peer.wait_ready(120)
-    envs = [{**os.environ, "GITHUB_P2P_ENDPOINT": peer.endpoint, "GITHUB_RUN_ID": "1",
-             "GITHUB_RUN_ATTEMPT": "1", "RUNNER_NAME": peer.name, "TIMELINE": str(timeline)}
-            for peer in peers]
-    for env in envs:  # every leg submits the same list, as in the workflow
-        subprocess.run([*CLI, "submit", "suite", "--file", str(tmp / "items.txt")], env=env,
-                       check=True, capture_output=True, timeout=120)
-    return envs
+    return [{**os.environ, "GITHUB_P2P_ENDPOINT": peer.endpoint, "GITHUB_RUN_ATTEMPT": "1",
+             "RUNNER_NAME": peer.name} for peer in peers]
 
 
-def run_both(suite: list[tuple[str, float]], runners: int, tmp: Path
-             ) -> tuple[float, dict[str, tuple[float, list[Span]]]]:
-    """Both splits launched at the same moment, so they share the machine's conditions:
-    the launch time, and each split's makespan and tests."""
-    timelines = {"static": tmp / "static.timeline", "queue": tmp / "queue.timeline"}
+def run_rounds(suite: list[tuple[str, float]], runners: int, tmp: Path, rounds: int = 1
+               ) -> list[Round]:
+    """Each round launches both splits at the same moment (one fleet for all rounds, a new
+    run id per round), so that they share the machine's conditions."""
+    (tmp / "items.txt").write_text("\n".join(item(*t) for t in suite) + "\n")
+    out = []
     with LocalFleet("http://127.0.0.1:9", workdir=tmp / "fleet") as fleet:
-        envs = queue_fleet(fleet, suite, runners, tmp, timelines["queue"])
-        started = time.time()
-        procs = launch_static(suite, runners, timelines["static"])
-        procs += [subprocess.Popen([*CLI, "run", "suite", "--", "bash", "-c", TEST, "bash"],
-                                   env=env, stderr=subprocess.DEVNULL) for env in envs]
-        for proc in procs:
-            proc.wait()
-        status = subprocess.run([*CLI, "status", "suite"], env=envs[0], check=True,
-                                capture_output=True, text=True, timeout=60)
-    counts = json.loads(status.stdout)
-    assert (counts["done"], counts["failed"]) == (len(suite), 0), counts
-    out = {}
-    for arm, path in timelines.items():
-        spans = read_timeline(path)
-        assert len(spans) == len(suite), (arm, len(spans))
-        out[arm] = (max(s.end for s in spans) - started, spans)
-    return started, out
+        fleet_envs = queue_fleet(fleet, runners)
+        for number in range(1, rounds + 1):
+            timelines = {arm: tmp / f"{arm}-{number}.timeline" for arm in ("static", "queue")}
+            envs = [{**env, "GITHUB_RUN_ID": f"round-{number}",
+                     "TIMELINE": str(timelines["queue"])} for env in fleet_envs]
+            for env in envs:  # every leg submits the same list, as in the workflow
+                subprocess.run([*CLI, "submit", "suite", "--file", str(tmp / "items.txt")],
+                               env=env, check=True, capture_output=True, timeout=120)
+            started = time.time()
+            procs = launch_static(suite, runners, timelines["static"])
+            procs += [subprocess.Popen([*CLI, "run", "suite", "--", "bash", "-c", TEST,
+                                        "bash"], env=env, stderr=subprocess.DEVNULL)
+                      for env in envs]
+            for proc in procs:
+                proc.wait()
+            status = subprocess.run([*CLI, "status", "suite"], env=envs[0], check=True,
+                                    capture_output=True, text=True, timeout=60)
+            counts = json.loads(status.stdout)
+            assert (counts["done"], counts["failed"]) == (len(suite), 0), counts
+            measured = {}
+            for arm, path in timelines.items():
+                spans = read_timeline(path)
+                assert len(spans) == len(suite), (arm, len(spans))
+                measured[arm] = (max(s.end for s in spans) - started, spans)
+            out.append(Round(started, measured["static"], measured["queue"]))
+    return out
 
 
 def gaps(spans: list[Span]) -> list[float]:
@@ -222,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", type=int, default=200)
     parser.add_argument("--work", type=float, default=96.0, help="total seconds of tests")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="launch both splits this many times; the median round is shown")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     suite = make_suite(args.tests, args.work, args.seed)
@@ -230,11 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     wall = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="queue-bench-") as tmp:
-        started, runs = run_both(suite, args.runners, Path(tmp))
+        rounds = run_rounds(suite, args.runners, Path(tmp), args.rounds)
     wall = time.monotonic() - wall
     load_after = os.getloadavg()[0]
-    static_makespan, static_spans = runs["static"]
-    queue_makespan, queue_spans = runs["queue"]
+    typical = sorted(rounds, key=lambda r: r.queue[0])[len(rounds) // 2]  # the median round
+    started = typical.started
+    static_makespan, static_spans = typical.static
+    queue_makespan, queue_spans = typical.queue
     durations = sorted(d for _, d in suite)
     queue_gaps, static_gaps = gaps(queue_spans), gaps(static_spans)
     first_tests = sorted(min(s.start for s in queue_spans if s.runner == runner) - started
@@ -252,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
          "computed"),
     ]
     within = queue_makespan / ideal - 1
+    orders = shuffled(suite, args.runners, 1000, args.seed)
     lines = [
         SECTION, "",
         f"Command: `.venv/bin/python -m bench.queue_makespan --runners {args.runners} "
-        f"--tests {args.tests} --work {args.work:g} --seed {args.seed}` "
+        f"--tests {args.tests} --work {args.work:g} --seed {args.seed} --rounds {args.rounds}` "
         f"(load average {load:.1f} before, {load_after:.1f} after; {wall:.0f} s in all).", "",
         f"A simulated suite of {args.tests} tests, {sum(durations):.1f} s of work: median "
         f"{durations[len(durations) // 2]:.2f} s, the {sum('integration' in n for n, _ in suite)}"
@@ -265,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         "for real and at the same time (so they share the machine's conditions; the tests "
         "sleep, so they hardly compete): the queue's runners are `github-p2p queue run` "
         "processes, each with its own `github-p2p peer` daemon, and one hub. Makespans run "
-        "from the launch of the runners to the last test's end.", "",
+        "from the launch of the runners to the last test's end."
+        + (f" The table shows the median of {len(rounds)} rounds (by the queue's makespan); "
+           "all rounds, queue / static: " + ", ".join(
+               f"{r.queue[0]:.1f} s ({r.queue[0] / ideal - 1:+.1%}) / {r.static[0]:.1f} s"
+               for r in rounds) + "." if len(rounds) > 1 else ""), "",
         "| split | makespan s | vs ideal | how |", "|---|---:|---:|---|",
         *[f"| {label} | {value:.2f} | {value / ideal - 1:+.1%} | {how} |"
           for label, value, how in rows],
@@ -283,6 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         "test sent meanwhile. These costs are fixed per test, so they weigh less on a real "
         "suite whose tests take seconds. A static split by recorded durations does as well "
         "as the queue only while the recorded timings hold; the queue needs none.", "",
+        "The same 200 tests in 1,000 random orders (computed, no overheads): median and worst "
+        "makespan against the ideal. Where the slow tests sit decides a split by count; it "
+        "hardly matters to a queue.", "",
+        "| split | median | worst |", "|---|---:|---:|",
+        *[f"| {label} | {orders[key][0] / ideal - 1:+.1%} | {orders[key][1] / ideal - 1:+.1%} |"
+          for label, key in (("static, contiguous by count", "contiguous"),
+                             ("static, round-robin by count", "round_robin"),
+                             ("queue (list scheduling)", "queue"))],
+        "",
         "![legs' timelines, static against queue](../docs/queue-timeline.png)", "",
     ]
     section = "\n".join(lines)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
 
-from bench.queue_makespan import computed, item, make_suite, run_both, static_groups  # noqa: E402
+from bench.queue_makespan import computed, item, make_suite, run_rounds, static_groups  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +30,12 @@ def test_the_suite_and_the_computed_splits():
 
 def test_both_splits_run_every_test_once(tmp_path):
     suite = make_suite(12, 1.2, 3)
-    started, runs = run_both(suite, 2, tmp_path)
+    rounds = run_rounds(suite, 2, tmp_path, rounds=2)
     expected = Counter(item(*test).rsplit("@", 1)[0] for test in suite)
-    for makespan, spans in runs.values():
-        assert Counter(span.test for span in spans) == expected
-        assert makespan > 0 and all(span.start >= started for span in spans)
-    # Which queue runner gets which test depends on timing; the static split does not.
-    assert {span.runner for span in runs["static"][1]} == {"runner1", "runner2"}
+    assert len(rounds) == 2
+    for one in rounds:
+        for makespan, spans in (one.static, one.queue):
+            assert Counter(span.test for span in spans) == expected
+            assert makespan > 0 and all(span.start >= one.started for span in spans)
+        # Which queue runner gets which test depends on timing; the static split does not.
+        assert {span.runner for span in one.static[1]} == {"runner1", "runner2"}

@@ -16,7 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from github_p2p.core.queue import QueuePolicy
+from github_p2p.core.queueseal import QueueRef
+from github_p2p.errors import QueueConflictError, QueueNotFoundError, StaleLeaseError
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.workqueue.api import Claim
+from github_p2p.workqueue.client import EndpointWorkQueue
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "github_p2p.cli", "queue"]
@@ -159,3 +164,47 @@ def test_bad_run_attempt_env_is_a_usage_error(daemon):
     assert "GITHUB_RUN_ATTEMPT" in done.stderr
 
 
+
+
+def test_run_heartbeats_keep_a_long_item_from_lapsing(daemon, tmp_path):
+    started = tmp_path / "started"
+    queue(daemon, "r9", "submit", "long", "--lease-ttl", "2", "only")
+    script = 'touch "$MARK"; sleep 5'
+    proc = subprocess.Popen([*CLI, "run", "long", "--", "sh", "-c", script, "sh"],
+                            env=env(daemon, "r9", MARK=str(started)), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        # Another runner asks while the item runs for 2.5 leases: had the lease lapsed, it
+        # would get the item; renewed, it waits until the queue is drained.
+        other = queue(daemon, "r9", "next", "long", check=None)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert other.returncode == 3, (other.stdout, other.stderr)
+    assert "lease lost" not in err
+
+
+async def test_the_async_interface_at_the_endpoint(daemon):
+    work = EndpointWorkQueue(daemon.endpoint)
+    ref = QueueRef("mcp", "r10", 1)
+    submitted = await work.submit(ref, ["x", "y"], QueuePolicy(lease_ttl=30))
+    assert (submitted.created, submitted.total, submitted.mode) == (True, 2, "local")
+    claim = await work.claim(ref, holder="agent")
+    assert isinstance(claim, Claim) and (claim.id, claim.item, claim.lease_ttl) == (0, "x", 30)
+    renewal = await work.heartbeat(ref, claim.id, claim.token)
+    assert renewal.id == 0 and 0 < renewal.expires_in <= 30
+    status = await work.status(ref)
+    assert [(h.holder, h.id) for h in status.holders] == [("agent", 0)]
+    with pytest.raises(StaleLeaseError, match="held by another lease"):
+        await work.complete(ref, claim.id, "not-the-token")
+    done = await work.complete(ref, claim.id, claim.token, ok=False)
+    assert (done.state, done.outcome) == ("failed", "failed")
+    with pytest.raises(QueueConflictError, match="'y' there, 'z' here"):
+        await work.submit(ref, ["x", "z"])
+    with pytest.raises(QueueNotFoundError):
+        await work.status(QueueRef("missing", "r10", 1))

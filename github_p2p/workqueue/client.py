@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-import anyio.to_thread
 import requests
 
 from github_p2p.core.queue import QueuePolicy
@@ -27,6 +26,8 @@ from github_p2p.workqueue.api import (
 )
 
 __all__ = ["EndpointWorkQueue", "QueueClient"]
+
+_T = TypeVar("_T")
 
 
 class QueueClient:
@@ -108,27 +109,35 @@ class EndpointWorkQueue:
     def __init__(self, endpoint: str, *, timeout: float = 30.0) -> None:
         self.client = QueueClient(endpoint, timeout=timeout)
 
+    @staticmethod
+    async def _thread(call: Callable[[], _T]) -> _T:
+        import anyio.to_thread  # here, not at import: the queue commands never need it
+
+        return await anyio.to_thread.run_sync(call)
+
     async def submit(self, ref: QueueRef, items: Sequence[str],
                      policy: QueuePolicy | None = None) -> SubmitResult:
         """See :class:`~github_p2p.workqueue.api.WorkQueue`."""
-        return await anyio.to_thread.run_sync(self.client.submit, ref, list(items), policy)
+        return await self._thread(functools.partial(self.client.submit, ref, list(items),
+                                                    policy))
 
     async def claim(self, ref: QueueRef, *, holder: str = "", wait: float = 0.0) -> ClaimResult:
         """See :class:`~github_p2p.workqueue.api.WorkQueue`."""
         call = functools.partial(self.client.claim, ref, holder=holder, wait=wait)
-        return await anyio.to_thread.run_sync(call)
+        return await self._thread(call)
 
     async def heartbeat(self, ref: QueueRef, item_id: int, token: str) -> Renewal:
         """See :class:`~github_p2p.workqueue.api.WorkQueue`."""
-        return await anyio.to_thread.run_sync(self.client.heartbeat, ref, item_id, token)
+        return await self._thread(functools.partial(self.client.heartbeat, ref, item_id,
+                                                    token))
 
     async def complete(self, ref: QueueRef, item_id: int, token: str, *,
                        ok: bool = True) -> Completion:
         """See :class:`~github_p2p.workqueue.api.WorkQueue`."""
         call = functools.partial(self.client.complete, ref, item_id, token, ok=ok)
-        return await anyio.to_thread.run_sync(call)
+        return await self._thread(call)
 
     async def status(self, ref: QueueRef, *, wait: float = 0.0) -> QueueStatus:
         """See :class:`~github_p2p.workqueue.api.WorkQueue`."""
         call = functools.partial(self.client.status, ref, wait=wait)
-        return await anyio.to_thread.run_sync(call)
+        return await self._thread(call)
