@@ -303,12 +303,37 @@ class _Child:
         return self.process.wait()
 
 
-def _report(args: argparse.Namespace, client: QueueClient, ref: QueueRef, claim: Claim, *,
-            ok: bool) -> None:
-    try:
-        _retrying(args, lambda: client.complete(ref, claim.id, claim.token, ok=ok))
-    except StaleLeaseError as exc:
-        _say(f"item {claim.id}: result not recorded: {exc}", "warning")
+class _Reporter:
+    """Sends one result at a time from a thread, so that the next claim need not wait."""
+
+    def __init__(self, args: argparse.Namespace, client: QueueClient, ref: QueueRef) -> None:
+        self._args, self._client, self._ref = args, client, ref
+        self._thread: threading.Thread | None = None
+        self._error: GitHubP2PError | None = None
+
+    def send(self, claim: Claim, ok: bool) -> None:
+        """Report ``claim`` in the background (after the previous report is through)."""
+        self.wait()
+        self._thread = threading.Thread(target=self._report, args=(claim, ok),
+                                        name=f"report-{claim.id}")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the report in flight; raise its error, if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def _report(self, claim: Claim, ok: bool) -> None:
+        try:
+            _retrying(self._args, lambda: self._client.complete(self._ref, claim.id,
+                                                                claim.token, ok=ok))
+        except StaleLeaseError as exc:
+            _say(f"item {claim.id}: result not recorded: {exc}", "warning")
+        except GitHubP2PError as exc:
+            self._error = exc
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -331,7 +356,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     # A result goes to the hub while the next claim does: one round trip per item, not two.
     # (The last claim then waits for the last result, which wakes it at once.)
-    reporting: threading.Thread | None = None
+    reporter = _Reporter(args, reports, ref)
     try:
         for claim in _claims(args, client, ref):
             if ran == 0 and claim.mode == "local":
@@ -347,16 +372,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             verdict = "passed" if code == 0 else f"failed (exit {code})"
             print(f"github-p2p: queue {ref.name}: item {claim.id} {claim.item!r} {verdict} in "
                   f"{time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
-            if reporting is not None:
-                reporting.join()
-            reporting = threading.Thread(target=_report, args=(args, reports, ref, claim),
-                                         kwargs={"ok": code == 0}, name=f"report-{claim.id}")
-            reporting.start()
+            reporter.send(claim, code == 0)
             if child.signals:
                 break
+        reporter.wait()
     finally:
-        if reporting is not None:
-            reporting.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if child.signals:

@@ -20,11 +20,12 @@ import trio
 from github_p2p.core.queue import QueueKey, QueueLimits, QueuePolicy
 from github_p2p.errors import (
     CacheStoreError,
+    ConfigError,
     QueueLimitError,
     QueueNotFoundError,
     StaleLeaseError,
 )
-from github_p2p.p2p.messages import Response
+from github_p2p.p2p.messages import Error, Response
 from github_p2p.p2p.queue_messages import (
     QueueAck,
     QueueClaim,
@@ -111,6 +112,11 @@ class HubQueues:
             return QueueRefused(msg.rid, "stale", str(exc))
         except QueueLimitError as exc:
             return QueueRefused(msg.rid, "limit", str(exc))
+        except ConfigError as exc:  # the wire checks should have caught it already
+            return Error(msg.rid, "bad_message", str(exc)[:1024])
+        except CacheStoreError as exc:
+            log.error("queue store failure: %s", exc)
+            return Error(msg.rid, "internal", "the hub's queue store failed")
 
     async def release_holder(self, holder: str) -> int:
         """The connection ``holder`` dropped: its leases go back to their queues now.
