@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -117,18 +118,26 @@ def test_run_works_through_the_list_with_the_item_appended(daemon, tmp_path):
     assert "ran 0 item(s)" in queue(daemon, "r4", "run", "suite", "--", "false").stderr
 
 
-def test_run_passes_sigterm_on_and_leaves_the_item_unreported(daemon, tmp_path):
-    started = tmp_path / "started"
-    queue(daemon, "r5", "submit", "slow", "one", "two")
-    script = 'touch "$MARK"; exec sleep 600'
-    proc = subprocess.Popen([*CLI, "run", "slow", "--", "sh", "-c", script, "sh"],
-                            env=env(daemon, "r5", MARK=str(started)), text=True,
+def start_run(daemon: NodeProcess, run_id: str, name: str, script: str, mark: Path
+              ) -> subprocess.Popen[str]:
+    """``queue run NAME -- sh -c SCRIPT``, returned once the first item's command touched
+    ``mark`` (the script's ``$MARK``)."""
+    proc = subprocess.Popen([*CLI, "run", name, "--", "sh", "-c", script, "sh"],
+                            env=env(daemon, run_id, MARK=str(mark)), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not mark.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(proc.communicate())
+        time.sleep(0.05)
+    return proc
+
+
+def test_run_passes_sigterm_on_and_leaves_the_item_unreported(daemon, tmp_path):
+    queue(daemon, "r5", "submit", "slow", "one", "two")
+    proc = start_run(daemon, "r5", "slow", 'touch "$MARK"; exec sleep 600', tmp_path / "mark")
     try:
-        deadline = time.monotonic() + 60
-        while not started.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -167,17 +176,9 @@ def test_bad_run_attempt_env_is_a_usage_error(daemon):
 
 
 def test_run_heartbeats_keep_a_long_item_from_lapsing(daemon, tmp_path):
-    started = tmp_path / "started"
     queue(daemon, "r9", "submit", "long", "--lease-ttl", "2", "only")
-    script = 'touch "$MARK"; sleep 5'
-    proc = subprocess.Popen([*CLI, "run", "long", "--", "sh", "-c", script, "sh"],
-                            env=env(daemon, "r9", MARK=str(started)), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_run(daemon, "r9", "long", 'touch "$MARK"; sleep 5', tmp_path / "mark")
     try:
-        deadline = time.monotonic() + 60
-        while not started.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
         # Another runner asks while the item runs for 2.5 leases: had the lease lapsed, it
         # would get the item; renewed, it waits until the queue is drained.
         other = queue(daemon, "r9", "next", "long", check=None)
