@@ -25,7 +25,9 @@ from github_p2p.p2p.host import HostSettings, running_host
 from github_p2p.p2p.link import HubLink, LinkSettings
 from github_p2p.p2p.messages import Hello
 from github_p2p.workqueue.api import Claim, QueueStatus
+from github_p2p.workqueue.daemon import DaemonQueues
 from github_p2p.workqueue.fleet import FleetWorkQueue
+from github_p2p.workqueue.local import LocalWorkQueue
 
 KEYS = derive_fleet_keys("queue-fleet-secret-01", "octo/hello", iterations=1000)
 REF = QueueRef("tests", "4711", 1)
@@ -173,3 +175,21 @@ async def test_a_hub_restart_keeps_queues_and_leases(tmp_path):
             restarted.request_shutdown()
     with sqlite3.connect(tmp_path / "hub" / QUEUE_STORE_FILE) as db:
         assert db.execute("SELECT count(*) FROM items WHERE state = 'done'").fetchone() == (1,)
+
+
+async def test_an_unreachable_hub_makes_the_queue_fall_back_to_this_runner(tmp_path):
+    dead = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5"
+    async with running_host(HostSettings()) as running, trio.open_nursery() as nursery:
+        link = HubLink(running, dead, lambda rid: Hello(rid, "runner", "X64", "r", "t"), FAST)
+        nursery.start_soon(link.run)
+        fleet = FleetWorkQueue(lambda: [link], FleetSealer(KEYS), connect_wait=0.2)
+        queues = DaemonQueues(LocalWorkQueue.open(None, sealer=FleetSealer(KEYS)), fleet,
+                              holder="r", fallback_after=1.0)
+        submitted = await queues.submit(REF, ITEMS)
+        assert (submitted.mode, submitted.created) == ("local", True)
+        assert submitted.notice and "hub is unreachable" in submitted.notice
+        claim = await queues.claim(REF)
+        assert isinstance(claim, Claim) and claim.mode == "local"
+        assert (await queues.complete(REF, claim.id)).state == "done"  # the daemon's token
+        assert (await queues.status(REF)).mode == "local"
+        nursery.cancel_scope.cancel()
