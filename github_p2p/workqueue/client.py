@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.core.queue import QueuePolicy
 from github_p2p.core.queueseal import QueueRef
 from github_p2p.errors import GitHubP2PError, QueueError
@@ -48,7 +49,9 @@ class QueueClient:
         doc = {"name": ref.name, "run_id": ref.run_id, "attempt": ref.attempt, **body}
         url = f"{self.endpoint}/_p2p/queue/{op}"
         try:
-            response = self._session.post(url, json=doc, timeout=wait + self.timeout)
+            # The control header: what tells the endpoint a tool, not a web page, is asking.
+            response = self._session.post(url, json=doc, headers={CONTROL_HEADER: "1"},
+                                          timeout=wait + self.timeout)
         except requests.RequestException as exc:
             raise GitHubP2PError(f"no github-p2p daemon answers at {self.endpoint} "
                                  f"({type(exc).__name__})") from exc

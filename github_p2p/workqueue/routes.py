@@ -1,7 +1,8 @@
 """The daemon's queue API over HTTP: ``POST /_p2p/queue/<op>`` with a JSON body.
 
-Every request names its queue with ``name``, ``run_id`` (default ``"local"``) and ``attempt``
-(default 1):
+Every request carries the endpoint's control header (``X-GitHub-P2P-Control``, as every
+``POST /_p2p/*`` must: a web page cannot send it) and names its queue with ``name``, ``run_id``
+(default ``"local"``) and ``attempt`` (default 1):
 
 =============  ==================================================  =====================
 operation      body (besides the queue)                            answer
