@@ -205,10 +205,10 @@ def markdown_section(report: BenchReport, host: dict[str, str], command: str,
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the fleet section of ``path``; other sections stay as they are."""
+def write_section(path: Path, section: str, title: str = SECTION) -> None:
+    """Replace (or add) the section ``title`` of ``path``; other sections stay as they are."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:

@@ -29,9 +29,14 @@ __all__ = [
     "IntegrityError",
     "LocalProtocolError",
     "ProtocolError",
+    "QueueConflictError",
+    "QueueError",
+    "QueueLimitError",
+    "QueueNotFoundError",
     "RateLimitExceededError",
     "RemoteProtocolError",
     "SecondaryRateLimitError",
+    "StaleLeaseError",
     "TamperedEntryError",
     "UpstreamError",
     "UpstreamUnavailableError",
@@ -156,3 +161,26 @@ class FleetUnavailableError(FleetError):
 
 class CacheStoreError(GitHubP2PError):
     """The local cache store failed in a way that could not be recovered from."""
+
+
+# --- work queues ------------------------------------------------------------------------------
+
+
+class QueueError(GitHubP2PError):
+    """A work-queue operation was refused; the message says why."""
+
+
+class QueueConflictError(QueueError):
+    """A different list was submitted under a queue key that already holds one."""
+
+
+class QueueNotFoundError(QueueError):
+    """No queue exists under that key (nobody submitted it for this run and attempt)."""
+
+
+class StaleLeaseError(QueueError):
+    """A lease token that no longer holds the item: it lapsed, or another runner has it now."""
+
+
+class QueueLimitError(QueueError):
+    """A bound was exceeded: items per queue, item size, or queues per peer."""

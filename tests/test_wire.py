@@ -11,6 +11,19 @@ import pytest
 
 from github_p2p.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from github_p2p.p2p.messages import Report
+from github_p2p.p2p.queue_messages import (
+    QueueAck,
+    QueueClaim,
+    QueueClaimed,
+    QueueComplete,
+    QueueHeartbeat,
+    QueueRefused,
+    QueueStatusQuery,
+    QueueStatusReply,
+    QueueSubmit,
+    QueueSubmitted,
+    pack_items,
+)
 from github_p2p.p2p.wire import (
     MESSAGE_TYPES,
     PROTOCOL_ID,
@@ -76,6 +89,17 @@ SAMPLES: list[Message] = [
     Error(None, "too_large", ""),
     Ok(2**32 - 1),
     Ok(0),
+    # The work queue's messages (p2p/queue_messages.py; more in test_queue_wire.py).
+    QueueSubmit(30, EID, 1, 60.0, 3, False, pack_items([(EID, b"sealed item")])),
+    QueueClaim(31, EID, 2, "runner-1", 20.0),
+    QueueHeartbeat(32, EID, 1, 0, "tok"),
+    QueueComplete(33, EID, 1, 0, "tok", True),
+    QueueStatusQuery(34, EID, 1, 0.0),
+    QueueSubmitted(35, True, 1, 0),
+    QueueClaimed(36, 0, "tok", 60.0, 1, b"sealed item"),
+    QueueAck(37, 0, "done", "done", 0.0),
+    QueueStatusReply(38, 0, 1, 0, 0, 0, [("runner-1", 0, 59.0)]),
+    QueueRefused(39, "stale", "lease lapsed"),
 ]
 
 
@@ -124,6 +148,10 @@ def test_protocol_id_and_op_numbers_are_fixed() -> None:
         "LimitNote": 0x0F, "Ok": 0x80, "Entry": 0x81,
         "NotFound": 0x82, "LeaseReply": 0x83, "StatsReply": 0x84, "PeersReply": 0x85,
         "Error": 0xFF,
+        "QueueSubmit": 0x10, "QueueClaim": 0x11, "QueueHeartbeat": 0x12,
+        "QueueComplete": 0x13, "QueueStatusQuery": 0x14,
+        "QueueSubmitted": 0x90, "QueueClaimed": 0x91, "QueueAck": 0x92,
+        "QueueStatusReply": 0x93, "QueueRefused": 0x94,
     }  # fmt: skip
     assert all(cls.OP < 0x80 for cls in REQUEST_TYPES)
     assert all(cls.OP >= 0x80 for cls in RESPONSE_TYPES)

@@ -17,6 +17,7 @@ import requests
 
 from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.cli import mcp as mcp_cli
+from github_p2p.cli import queue as queue_cli
 from github_p2p.cli import registry as registry_cli
 from github_p2p.cli.gh import command as gh_cli
 from github_p2p.config import (
@@ -109,6 +110,7 @@ def register(sub: Any) -> None:
     registry_cli.register(sub)
     gh_cli.register(sub)
     mcp_cli.register(sub)
+    queue_cli.register(sub)
 
 
 # -- daemons ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from github_p2p.cache.driver import CONTROL_HEADER
@@ -112,9 +112,11 @@ def build_app(
     engine: TrioCacheEngine | None = None,
     default_token: Callable[[], str | None] = lambda: None,
     mcp: McpMount | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> ASGIApp:
     """The ASGI app of a node; ``engine`` enables the read-through proxy (runner peers),
-    ``mcp`` serves MCP at its paths (the SDK's session manager runs in the app's lifespan)."""
+    ``mcp`` serves MCP at its paths (the SDK's session manager runs in the app's lifespan).
+    ``extra_routes`` (the work queue's ``/_p2p/queue/*``) are the node's own, like the rest."""
     registry = metrics_registry(node)
 
     async def health(_: Request) -> Response:
@@ -173,6 +175,7 @@ def build_app(
         Route("/api/mcp/peers", mcp_peers),
         Route("/api/mcp/cache/stats", mcp_cache_stats),
         Route("/metrics", metrics),
+        *extra_routes,
     ]
     if engine is not None:
         routes.append(Route("/_p2p/invalidate", invalidate, methods=["POST"]))

@@ -46,6 +46,8 @@ from github_p2p.registry import (
     hubs_to_dial,
     node_agent,
 )
+from github_p2p.workqueue.daemon import DaemonQueues, build_daemon_queues
+from github_p2p.workqueue.routes import queue_routes
 
 __all__ = ["PeerDaemon", "PeerSettings", "default_port", "runner_arch"]
 
@@ -105,6 +107,7 @@ class PeerDaemon:
         self.endpoint: str | None = None
         self.engine: TrioCacheEngine | None = None
         self.registry: RegistryAgent | None = None
+        self.queues: DaemonQueues | None = None
         self._new_link: Callable[[str], HubLink] | None = None
         self._link_nursery: trio.Nursery | None = None
         self.started_at = time.time()
@@ -196,6 +199,9 @@ class PeerDaemon:
                                       timeout=s.client.timeout, user_agent=s.client.user_agent),
                     stats=self.stats_counters, store=store, fleet=fleet,
                 )
+                self.queues = build_daemon_queues(
+                    s.cache_dir, keys, s.client.scope, lambda: self.links,
+                    holder=s.runner_name, request_timeout=s.link.request_timeout)
                 if fleet_on and s.registry is not None and network_key is not None:
                     # Registry calls go through our own engine: cached, shared and counted.
                     self.registry = node_agent(
@@ -216,7 +222,8 @@ class PeerDaemon:
                     self._link_nursery = nursery
                     app = build_app(self, engine=self.engine,
                                     default_token=lambda: s.client.token,
-                                    mcp=daemon_mount(self))
+                                    mcp=daemon_mount(self),
+                                    extra_routes=queue_routes(self.queues))
                     http_stopped = trio.Event()
                     self.endpoint = await serve_http(nursery, app, s.http_host, s.http_port,
                                                      self.shutdown, http_stopped)
@@ -234,6 +241,8 @@ class PeerDaemon:
                     nursery.cancel_scope.cancel()
         finally:
             store.close()
+            if self.queues is not None:
+                self.queues.close()
 
     def ready_document(self) -> dict[str, Any]:
         """What ``--ready-file`` holds."""

@@ -35,6 +35,12 @@ from github_p2p.p2p.fields import (
     record,
     set_field,
 )
+from github_p2p.p2p.queue_messages import (
+    QUEUE_REQUEST_TYPES,
+    QUEUE_RESPONSE_TYPES,
+    QueueRequest,
+    QueueResponse,
+)
 
 __all__ = [
     "ENTRY_ID_SIZE",
@@ -415,18 +421,25 @@ class Error:
         check_text(self.message, "message", limit=MAX_ERROR_MESSAGE, empty=True)
 
 
+# The work-queue messages live in their own module (p2p/queue_messages.py), ops 0x10/0x90 up.
 Request: TypeAlias = (
     Hello | Get | Put | Delete | Lease | Release | StatsQuery | PeersQuery | Report | LimitNote
+    | QueueRequest
 )
-Response: TypeAlias = Ok | Entry | NotFound | LeaseReply | StatsReply | PeersReply | Error
+Response: TypeAlias = (
+    Ok | Entry | NotFound | LeaseReply | StatsReply | PeersReply | Error | QueueResponse
+)
 Message: TypeAlias = Request | Response
 
 #: Message classes a runner sends, for ``isinstance`` checks.
 REQUEST_TYPES: Final = (
-    Hello, Get, Put, Delete, Lease, Release, StatsQuery, PeersQuery, Report, LimitNote
+    Hello, Get, Put, Delete, Lease, Release, StatsQuery, PeersQuery, Report, LimitNote,
+    *QUEUE_REQUEST_TYPES,
 )
 #: Message classes the hub answers with.
-RESPONSE_TYPES: Final = (Ok, Entry, NotFound, LeaseReply, StatsReply, PeersReply, Error)
+RESPONSE_TYPES: Final = (
+    Ok, Entry, NotFound, LeaseReply, StatsReply, PeersReply, Error, *QUEUE_RESPONSE_TYPES,
+)
 #: Every message class by its op number.
 MESSAGE_TYPES: Final[Mapping[int, type[Message]]] = MappingProxyType(
     {cls.OP: cls for cls in (*REQUEST_TYPES, *RESPONSE_TYPES)}

@@ -26,7 +26,7 @@ def _bad(message: str) -> FrameRejected:
 
 
 #: Fields holding 32-byte ids, which travel as hex.
-_ID_FIELDS = frozenset({"entry_id", "tag"})
+_ID_FIELDS = frozenset({"entry_id", "tag", "queue_id"})
 
 
 def _hex_id(text: object, name: str) -> bytes:

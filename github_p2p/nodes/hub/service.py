@@ -20,6 +20,7 @@ import trio
 from github_p2p.core.lease import LeaseOutcome
 from github_p2p.errors import FleetUnavailableError, RemoteProtocolError
 from github_p2p.nodes.hub.envelopes import DiskEnvelopeStore
+from github_p2p.nodes.hub.queues import HubQueues
 from github_p2p.nodes.hub.reports import FleetReports
 from github_p2p.nodes.hub.state import HubState, LocalHubState
 from github_p2p.p2p.channel import MessageChannel
@@ -47,6 +48,7 @@ from github_p2p.p2p.messages import (
     StatsQuery,
     StatsReply,
 )
+from github_p2p.p2p.queue_messages import QUEUE_REQUEST_TYPES
 from github_p2p.p2p.wire import PROTOCOL_ID, error_reply_for
 
 __all__ = ["HubService", "HubSettings", "PeerRecord"]
@@ -112,6 +114,7 @@ class HubService:
             DiskEnvelopeStore(settings.cache_dir / "envelopes", size_limit=settings.size_limit),
             lease_ttl=settings.lease_ttl)
         self.reports = FleetReports()
+        self.queues = HubQueues(settings.cache_dir, shutting_down=lambda: self.shutdown.is_set())
         #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
         self.registry_stats: Callable[[], Mapping[str, int]] | None = None
         self.running: RunningHost | None = None
@@ -151,6 +154,7 @@ class HubService:
             "hit_rate": round(served / asked, 4) if asked else 0.0,
             "connected_peers": len(self._peers),
             **self.reports.totals(),
+            **self.queues.stats(),
             **(self.registry_stats() if self.registry_stats is not None else {}),
         }
 
@@ -184,6 +188,7 @@ class HubService:
         finally:
             self.running = None
             self.state.close()
+            self.queues.close()
 
     async def _serve_stream(self, stream: Any) -> None:
         self._next_conn += 1
@@ -229,6 +234,7 @@ class HubService:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 # A runner that vanished mid-fill must not keep others waiting for its lease.
                 await self.state.release_holder(holder)
+                await self.queues.release_holder(holder)
                 await channel.close()
 
     async def _reply_safely(self, channel: MessageChannel, reply: Response) -> bool:
@@ -262,6 +268,8 @@ class HubService:
 
     async def _answer(self, msg: Request | Response, holder: str, record: PeerRecord
                       ) -> Response:
+        if isinstance(msg, QUEUE_REQUEST_TYPES):
+            return await self.queues.answer(msg, holder, record.peer_id)
         if isinstance(msg, Lease):
             self.counts["leases"] += 1
             answer = await self.state.lease(msg.entry_id, holder, msg.wait)
