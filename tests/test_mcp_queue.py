@@ -209,7 +209,7 @@ async def test_limits_are_refused(server):
         too_many = await error(client, "queue_submit", name="q",
                                items=[f"i{n}" for n in range(6)])
         too_long = await error(client, "queue_submit", name="q", items=["x" * 1025])
-    assert "6 items; a queue holds at most 5" in too_many and "fewer or shorter" in too_long
+    assert too_many.endswith("6 items; a queue holds at most 5")
     assert "is 1025 bytes; the limit is 1024" in too_long
 
 

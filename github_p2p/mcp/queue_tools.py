@@ -33,7 +33,6 @@ from github_p2p.errors import (
     FleetUnavailableError,
     GitHubP2PError,
     QueueConflictError,
-    QueueLimitError,
     QueueNotFoundError,
     StaleLeaseError,
 )
@@ -74,7 +73,7 @@ _RENEW = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
                          open_world_hint=False)
 _READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-# What a caller should do about each refusal (the most specific class first).
+# What a caller should do about a refusal (a limit's own message says all there is to say).
 _ADVICE: Final[tuple[tuple[type[GitHubP2PError], str], ...]] = (
     (QueueConflictError, "every runner must submit the same items in the same order; use "
                          "another name for another list"),
@@ -82,23 +81,23 @@ _ADVICE: Final[tuple[tuple[type[GitHubP2PError], str], ...]] = (
                          "and attempt, and the item id"),
     (StaleLeaseError, "this item is no longer yours: do not report it again, and call "
                       "queue_claim for the next one"),
-    (QueueLimitError, "submit fewer or shorter items"),
     (FleetUnavailableError, "the queue is kept at the fleet's hub, which is not reachable "
                             "right now; call again in a few seconds"),
 )
 
-Name = Annotated[str, Field(description="The queue's name, such as 'pytest-files': the same "
-                            "on every runner that shares the work.")]
-RunId = Annotated[str | None, Field(description="The workflow run the queue belongs to. "
-                                    "Default: this node's GITHUB_RUN_ID ('local' outside "
-                                    "GitHub Actions).")]
-Attempt = Annotated[int | None, Field(description="The run attempt. Default: this node's "
-                                      "GITHUB_RUN_ATTEMPT (1 outside GitHub Actions). A re-run "
-                                      "(attempt 2 or later) submitting the same list replays "
-                                      "only the items that did not succeed before.")]
-ItemId = Annotated[int, Field(ge=0, description="The item's id, as queue_claim returned it.")]
-Token = Annotated[str, Field(min_length=1, description="The lease token queue_claim returned "
-                             "with the item.")]
+_Name = Annotated[str, Field(
+    description="The queue's name, such as 'pytest-files': the same on every runner that "
+    "shares the work.")]
+_RunId = Annotated[str | None, Field(
+    description="The workflow run the queue belongs to. Default: this node's GITHUB_RUN_ID "
+    "('local' outside GitHub Actions).")]
+_Attempt = Annotated[int | None, Field(
+    description="The run attempt. Default: this node's GITHUB_RUN_ATTEMPT (1 outside GitHub "
+    "Actions). A re-run (attempt 2 or later) submitting the same list replays only the items "
+    "that did not succeed before.")]
+_ItemId = Annotated[int, Field(ge=0, description="The item's id, as queue_claim returned it.")]
+_Token = Annotated[str, Field(
+    min_length=1, description="The lease token queue_claim returned with the item.")]
 
 
 @dataclass(frozen=True)
@@ -173,11 +172,11 @@ class QueueTools:
         server.add_tool(self.queue_status, name="queue_status", annotations=_READ)
 
     async def queue_submit(
-            self, name: Name,
+            self, name: _Name,
             items: Annotated[list[str], Field(description="The work items in order (test files, "
                                               "shard names, ...): each one line of text, at "
                                               "most 1024 bytes.")],
-            run_id: RunId = None, attempt: Attempt = None,
+            run_id: _RunId = None, attempt: _Attempt = None,
             lease_ttl: Annotated[float, Field(description="Seconds a claim holds an item "
                                               "without a heartbeat (1 to 86400).")] = 60.0,
             max_attempts: Annotated[int, Field(description="Deliveries of one item before it "
@@ -202,7 +201,7 @@ class QueueTools:
         return {"queue": _queue_json(ref), **result.to_json()}
 
     async def queue_claim(
-            self, name: Name, run_id: RunId = None, attempt: Attempt = None,
+            self, name: _Name, run_id: _RunId = None, attempt: _Attempt = None,
             wait: Annotated[float, Field(ge=0, le=MAX_WAIT, description="Seconds to wait for "
                                          "an item while none is ready but others hold "
                                          f"leases (0 to {MAX_WAIT:g}).")] = DEFAULT_CLAIM_WAIT,
@@ -225,8 +224,8 @@ class QueueTools:
         return {"claimed": False, "queue": _queue_json(ref), "drained": result.drained,
                 "status": result.to_json()}
 
-    async def queue_heartbeat(self, name: Name, id: ItemId, token: Token,
-                              run_id: RunId = None, attempt: Attempt = None) -> dict[str, Any]:
+    async def queue_heartbeat(self, name: _Name, id: _ItemId, token: _Token,
+                              run_id: _RunId = None, attempt: _Attempt = None) -> dict[str, Any]:
         """Renew your lease on a claimed item while you work on it; returns `expires_in`, the
         seconds the lease now runs. Call it well within the lease (a third of lease_ttl is a
         good interval). An error means the item is no longer yours: stop working on it.
@@ -236,10 +235,10 @@ class QueueTools:
         return {"queue": _queue_json(ref), "id": renewal.id, "expires_in": renewal.expires_in}
 
     async def queue_complete(
-            self, name: Name, id: ItemId, token: Token,
+            self, name: _Name, id: _ItemId, token: _Token,
             ok: Annotated[bool, Field(description="True when the item succeeded, false when "
                                       "it failed.")] = True,
-            run_id: RunId = None, attempt: Attempt = None,
+            run_id: _RunId = None, attempt: _Attempt = None,
     ) -> dict[str, Any]:
         """Report a claimed item done (ok true) or failed (ok false), with the id and token
         queue_claim gave. Returns the item's `state` and the `outcome`: `done`, `failed`,
@@ -253,7 +252,7 @@ class QueueTools:
                 "outcome": done.outcome}
 
     async def queue_status(
-            self, name: Name, run_id: RunId = None, attempt: Attempt = None,
+            self, name: _Name, run_id: _RunId = None, attempt: _Attempt = None,
             wait: Annotated[float, Field(ge=0, le=MAX_WAIT, description="Seconds to wait for "
                                          f"the queue to drain (0 to {MAX_WAIT:g}; 0 answers "
                                          "at once).")] = 0.0,
