@@ -17,6 +17,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from github_p2p.core.keys import derive_network_key
+from github_p2p.mcp.queue_tools import QUEUE_TOOLS
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
@@ -28,6 +29,7 @@ HUB_TOKEN = "ghp_seedhubtoken000000001"
 MCP_TOKEN = "mcp-operator-token-0123456789abcdef"
 FLEET_TOOLS = {"rate_limit", "fleet_status", "fleet_peers", "cache_stats"}
 ALL_TOOLS = FLEET_TOOLS | {"github_get", "github_invalidate"}
+RUNNER_TOOLS = ALL_TOOLS | set(QUEUE_TOOLS)  # hubs serve no queue tools
 MCP_INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {},
     "clientInfo": {"name": "probe", "version": "1"}}}
@@ -123,7 +125,7 @@ async def test_every_tool_and_resource_on_a_runner_daemon(world):
     runner = world.runners[0]
     world.sim.reset_records()
     async with Client(daemon_url(runner)) as client:
-        assert {t.name for t in (await client.list_tools()).tools} == ALL_TOOLS
+        assert {t.name for t in (await client.list_tools()).tools} == RUNNER_TOOLS
         first = await call(client, "github_get", path=f"{REPO}/releases")
         pages = await call(client, "github_get", path=f"{REPO}/issues",
                            query={"state": "all", "per_page": 25}, paginate=True)

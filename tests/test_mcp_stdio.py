@@ -12,6 +12,7 @@ import pytest
 import requests
 from mcp import Client, StdioServerParameters
 
+from github_p2p.mcp.queue_tools import QUEUE_TOOLS
 from github_p2p.testing.localfleet import LocalFleet
 
 pytestmark = pytest.mark.slow
@@ -20,7 +21,7 @@ TOKEN = "ghp_stdiotoken00000000001"
 DAEMON_TOKEN = "ghp_daemontoken0000000001"
 REPO = "/repos/octo/hello"
 ALL_TOOLS = {"github_get", "github_invalidate", "rate_limit", "fleet_status", "fleet_peers",
-             "cache_stats"}
+             "cache_stats", *QUEUE_TOOLS}
 
 
 def server(env: dict[str, str]) -> StdioServerParameters:

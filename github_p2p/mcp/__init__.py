@@ -3,8 +3,9 @@
 Surfaces: ``github-p2p mcp`` (stdio), a runner daemon's ``/_p2p/mcp`` and a bootstrap node's
 ``/mcp`` (Streamable HTTP). Modules: :mod:`.interface` (what the tools need from a node),
 :mod:`.adapters` (daemon, hub, endpoint and in-process implementations of it), :mod:`.tools`
-(the tools and resources), :mod:`.auth` (the hub's bearer token), :mod:`.server` (building the
-SDK server and its HTTP app), :mod:`.surfaces` (each surface put together).
+(the tools and resources), :mod:`.queue_tools` (the work queue's tools), :mod:`.auth` (the
+hub's bearer token), :mod:`.server` (building the SDK server and its HTTP app),
+:mod:`.surfaces` (each surface put together).
 
 Importing this package needs the official MCP SDK; without it the import fails with a
 :class:`~github_p2p.errors.ConfigError` (which the command line reports with exit code 2) that

@@ -22,7 +22,9 @@ INSTRUCTIONS = (
     "the GitHub REST API: it answers from the cache when it can and tells how (cache) and what "
     "it cost (upstream_calls). After changing something on GitHub outside github-p2p, call "
     "github_invalidate on its path. fleet_status, fleet_peers and cache_stats describe the "
-    "fleet and its savings."
+    "fleet and its savings. Where offered, the queue_* tools split a run's work between agents "
+    "on several runners: each submits the same list (queue_submit), then claims items "
+    "(queue_claim), heartbeats while working and completes each, until a claim says drained."
 )
 
 #: The endpoint serves loopback clients only; these settings make the SDK check the same, and

@@ -7,6 +7,7 @@ queue's tools, for example) to a surface is one more entry in its list.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from github_p2p.mcp.adapters import (
 )
 from github_p2p.mcp.auth import BearerAuth
 from github_p2p.mcp.interface import FleetView, GitHubReader
+from github_p2p.mcp.queue_tools import QueueTools, RunDefaults, stdio_queue
 from github_p2p.mcp.server import build_server, http_app
 from github_p2p.mcp.tools import NodeTools, ToolGroup
 from github_p2p.nodes.hub.transport import HubStateTransport
@@ -52,6 +54,8 @@ def daemon_http(daemon: PeerDaemon, path: str) -> McpHttpApp:
         raise ConfigError("the daemon's cache engine is not running yet")
     reader = TrioEngineReader(daemon.engine, daemon.settings.client.token)
     groups: list[ToolGroup] = [NodeTools(ViewAdapter(daemon), reader)]
+    if daemon.queues is not None:  # the run's queues: the daemon's environment names the run
+        groups.append(QueueTools(daemon.queues, RunDefaults.from_env(os.environ)))
     return http_app(build_server(groups), path)
 
 
@@ -63,6 +67,7 @@ def hub_http(hub: HubService, settings: HubMcpSettings, path: str, *, resource_u
     The reader is an engine whose fleet is the hub's own state: it reads the entries runners
     shared, shares what it fetches, and coalesces with them like one more runner.
     """
+    # No queue tools: a blind hub cannot open a queue's items, and no hub is a leg of a run.
     reader: GitHubReader | None = None
     on_close: Callable[[], None] | None = None
     if settings.reader is not None and settings.keys is not None:
@@ -91,7 +96,8 @@ def hub_engine(hub: HubService, client: ClientSettings, keys: FleetKeys) -> Trio
 
 def stdio_groups(env: Mapping[str, str]) -> tuple[list[ToolGroup], Callable[[], None]]:
     """The tool groups of ``github-p2p mcp`` and what to close after: through the daemon at
-    ``GITHUB_P2P_ENDPOINT`` when set, else an in-process cache (local store, no fleet)."""
+    ``GITHUB_P2P_ENDPOINT`` when set, else an in-process cache and queue (no fleet)."""
+    queue, close_queue = stdio_queue(env)
     client = GitHubClient.from_env(env)
     backend = client.backend
     view: FleetView
@@ -103,12 +109,16 @@ def stdio_groups(env: Mapping[str, str]) -> tuple[list[ToolGroup], Callable[[], 
         def close() -> None:
             endpoint_view.close()
             client.close()
+            close_queue()
     else:
         assert isinstance(backend, EngineBackend)
         view = EngineView(backend.engine)
         reader = EngineReader(backend.engine, ClientSettings.from_env(env).token)
-        close = client.close
-    return [NodeTools(view, reader)], close
+
+        def close() -> None:
+            client.close()
+            close_queue()
+    return [NodeTools(view, reader), QueueTools(queue, RunDefaults.from_env(env))], close
 
 
 def run_stdio(env: Mapping[str, str]) -> int:

@@ -3,8 +3,9 @@
 A server is built from :class:`ToolGroup` objects, each adding its tools to it. Every node
 has :class:`NodeTools` (``fleet_status``, ``fleet_peers``, ``cache_stats``, ``rate_limit``,
 the ``fleet://`` resources, and ``github_get``/``github_invalidate`` where the node can read
-GitHub). Another group, such as the work queue's ``queue_*`` tools, is a class with a
-``register(server)`` method added to a surface's list of groups (see :mod:`.surfaces`).
+GitHub). Another group, such as the work queue's ``queue_*`` tools (:mod:`.queue_tools`), is
+a class with a ``register(server)`` method added to a surface's list of groups (see
+:mod:`.surfaces`).
 
 Anticipated failures become MCP tool errors (:class:`ToolError`) with a message for the model;
 nothing a caller sends can crash the node.
