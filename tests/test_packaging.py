@@ -10,7 +10,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from github_p2p import __version__
 from github_p2p.cli.main import build_parser
 
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 ROOT = Path(__file__).resolve().parents[1]
 UV = Path(sys.executable).parent / "uv"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
