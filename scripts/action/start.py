@@ -134,8 +134,10 @@ class Start:
                                    spec=str(data.get("spec") or "") or None,
                                    extras=tuple(data.get("extras") or ("fleet",)), log=log)
             except Exception as exc:  # network, compiler, disk: the job goes on without us
+                why = (f"{Path(str(exc.cmd[0])).name} {exc.cmd[1]} exited with {exc.returncode}"
+                       if isinstance(exc, subprocess.CalledProcessError) else str(exc))
                 print(f"::endgroup::\n{log_tail(log_path)}", flush=True)
-                self.soft_fail(f"could not install github-p2p ({exc})")
+                self.soft_fail(f"could not install github-p2p ({why}; see the log above)")
                 return None
             print(f"built in {marker['seconds']:.1f} s\n::endgroup::", flush=True)
         exe = str(venv / "bin" / "github-p2p")

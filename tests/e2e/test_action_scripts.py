@@ -266,3 +266,19 @@ def test_a_cold_build_from_the_lock_runs_offline(tmp_path: Path,
     shutil.move(str(venv), moved)
     assert subprocess.run([str(moved / "bin" / "github-p2p"), "--version"],
                           capture_output=True, text=True, timeout=60).returncode == 0
+
+
+def test_a_failed_build_degrades_with_the_reason(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / "github_p2p").mkdir(parents=True)
+    (checkout / "uv.lock").write_text("version = 1\n")  # a lock without uv in it
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    _, _, out = prepare(tmp_path, GP_ARCH="X64", GP_INSTALL_SOURCE=str(checkout))
+    assert out["install"] == "lock"
+    rc, log, started = run_script(tmp_path, "start.py", STATE_DIR=out["state-dir"],
+                                  GP_PYTHON_BIN=sys.executable, GP_PORT="9000")
+    assert rc == 0, log
+    assert started["status"] == "degraded" and started["endpoint"] == ""
+    assert "::warning title=github-p2p::could not install github-p2p (uv is not in uv.lock" \
+        in log
+    assert state_of(out)["failed"].startswith("could not install github-p2p")  # type: ignore[union-attr]
