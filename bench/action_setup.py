@@ -20,6 +20,7 @@ is started with no fleet), and stops it after each run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -97,6 +98,16 @@ class Job:
         return self.step(["bash", str(folder / "run-python.sh"), name], **env)
 
 
+def rss_mib(pid_source: Path) -> float:
+    """Resident memory of the daemon whose pid is in ``pid_source`` (a pid file, or state.json)."""
+    text = pid_source.read_text()
+    pid = json.loads(text)["pid"] if pid_source.suffix == ".json" else int(text.strip())
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
@@ -115,8 +126,9 @@ def current_layout(job: Job, python: str, restore: Callable[[], float]) -> dict[
         "start.py", STATE_DIR=out["state-dir"], GP_PYTHON_BIN=out["python"],
         GP_STARTUP_TIMEOUT="120", GP_MAX_LIFETIME="300", GP_LOG_LEVEL="info", **common))
     total = time.perf_counter() - started
+    rss = rss_mib(Path(out["state-dir"]) / "state.json")
     job.script("stop.py", GP_STATE_DIR=out["state-dir"], GP_WHEN="job-end")
-    return {"prepare": prepare, "restore": restored, "start": start, "total": total}
+    return {"prepare": prepare, "restore": restored, "start": start, "total": total, "rss": rss}
 
 
 def legacy_layout(job: Job, python: str, restore: Callable[[], float]) -> dict[str, float]:
@@ -138,8 +150,10 @@ def legacy_layout(job: Job, python: str, restore: Callable[[], float]) -> dict[s
         GP_WRAP_GH="false"))
     total = time.perf_counter() - started
     state = Path(out["state-dir"])
+    rss = rss_mib(state / "peer.pid")
     job.script("stop.py", GITHUB_P2P_STATE_DIR=str(state))
-    return {"prepare": prepare, "restore": restored, "start": install + start, "total": total}
+    return {"prepare": prepare, "restore": restored, "start": install + start, "total": total,
+            "rss": rss}
 
 
 def measure(action: Path, python: str, work: Path) -> dict[str, dict[str, float]]:
@@ -187,15 +201,15 @@ def main() -> None:
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f"; runs: {args.runs}")
     print("| checkout | run | prepare s | restore s | install + start → ready s | "
-          "step start → ready s |")
-    print("|---|---|---:|---:|---:|---:|")
+          "step start → ready s | daemon RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name, path in checkouts:
         for kind in ("cold", "warm"):
             rows = [r[kind] for r in results[name]]
             med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
             label = f"{name} ({path.name})"
             print(f"| {label} | {kind} | {med['prepare']:.2f} | {med['restore']:.2f} | "
-                  f"{med['start']:.2f} | **{med['total']:.2f}** |")
+                  f"{med['start']:.2f} | **{med['total']:.2f}** | {med['rss']:.0f} |")
 
 
 if __name__ == "__main__":
