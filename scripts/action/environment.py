@@ -256,10 +256,14 @@ def build(*, venv: Path, key: str, python: str, source: Path | None, spec: str |
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-#: What the daemons import, with QUIC kept out as the command line does (github_p2p.p2p.noquic).
-WARM_UP = ("from github_p2p.p2p.noquic import keep_quic_unloaded; keep_quic_unloaded(); "
+#: What the daemons import, with QUIC kept out as the command line does (github_p2p.p2p.noquic),
+#: and the MCP surface (loaded on the first MCP request) when the mcp extra is installed.
+WARM_UP = ("import importlib.util\n"
+           "from github_p2p.p2p.noquic import keep_quic_unloaded; keep_quic_unloaded()\n"
            "import github_p2p.cli.main, github_p2p.cli.commands, github_p2p.nodes.peer, "
-           "github_p2p.nodes.hub.node")
+           "github_p2p.nodes.hub.node\n"
+           "if importlib.util.find_spec('mcp') is not None:\n"
+           "    import github_p2p.mcp.server, github_p2p.cli.mcp\n")
 
 
 def warm_bytecode(venv: Path, log: IO[str]) -> float:

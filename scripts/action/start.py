@@ -42,7 +42,8 @@ from environment import build, is_ready
 
 STATUSES = ("active", "degraded", "local-only")
 LOG_TAIL_LINES = 40
-#: Where the daemon serves MCP (Streamable HTTP) under its endpoint.
+#: Where the daemon serves MCP (Streamable HTTP) under its endpoint: DAEMON_MCP_PATH of
+#: github_p2p/nodes/mcpmount.py (which this script cannot import; a test holds them equal).
 MCP_PATH = "/_p2p/mcp"
 
 

@@ -282,3 +282,11 @@ def test_a_failed_build_degrades_with_the_reason(tmp_path: Path) -> None:
     assert "::warning title=github-p2p::could not install github-p2p (uv is not in uv.lock" \
         in log
     assert state_of(out)["failed"].startswith("could not install github-p2p")  # type: ignore[union-attr]
+
+
+def test_the_mcp_url_is_where_the_daemon_serves_mcp() -> None:
+    import start
+
+    from github_p2p.nodes.mcpmount import DAEMON_MCP_PATH
+
+    assert start.MCP_PATH == DAEMON_MCP_PATH
