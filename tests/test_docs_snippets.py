@@ -50,6 +50,13 @@ def test_steps_survive_without_a_daemon(where: str, text: str) -> None:
             assert "command -v github-p2p" in text, f"{where}: unguarded `{line.strip()}`"
 
 
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
+def test_every_code_block_falls_back_when_no_daemon_runs(doc: Path) -> None:
+    for block in re.findall(r"```\w*\n(.*?)```", doc.read_text(encoding="utf-8"), re.S):
+        for use in re.findall(r"\$\{?GITHUB_P2P_ENDPOINT[^}\s\"/]*\}?", block):
+            assert use.startswith("${GITHUB_P2P_ENDPOINT:-"), f"{doc.name}: unguarded {use}"
+
+
 def test_docs_use_the_real_secret_names() -> None:
     for doc in DOCS:
         text = doc.read_text(encoding="utf-8")
