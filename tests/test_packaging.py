@@ -76,12 +76,9 @@ def test_the_systemd_unit_runs_a_valid_command() -> None:
     assert not re.search(r"gh secret set GITHUB_", doc)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not UV.exists(), reason="uv is not in this environment (bootstrap-env)")
-def test_client_only_install_serves_api_without_libp2p(tmp_path: Path, sim) -> None:
-    """A real virtualenv with the base install only (offline, from this machine's uv cache):
-    GitHubClient and `github-p2p api` work against the simulator, and the daemons say which
-    extra they need instead of a traceback."""
+def installed(tmp_path: Path, *extras: str) -> Path:
+    """A real virtualenv with github-p2p and ``extras`` exactly as uv.lock says (offline, from
+    this machine's uv cache), built from a copy of the source; its directory."""
     source = tmp_path / "src"
     shutil.copytree(ROOT / "github_p2p", source / "github_p2p",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -91,8 +88,19 @@ def test_client_only_install_serves_api_without_libp2p(tmp_path: Path, sim) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))}
     env.update(UV_OFFLINE="1", UV_PROJECT_ENVIRONMENT=str(venv), UV_PYTHON_DOWNLOADS="never")
     subprocess.run([str(UV), "sync", "--frozen", "--no-dev", "--no-editable", "--quiet",
-                    "--project", str(source), "--python", sys.executable], env=env,
+                    "--project", str(source), "--python", sys.executable,
+                    *(arg for extra in extras for arg in ("--extra", extra))], env=env,
                    check=True, timeout=300, capture_output=True)
+    return venv
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not UV.exists(), reason="uv is not in this environment (bootstrap-env)")
+def test_client_only_install_serves_api_without_libp2p(tmp_path: Path, sim) -> None:
+    """A real virtualenv with the base install only: GitHubClient and `github-p2p api` work
+    against the simulator, and the daemons say which extra they need instead of a
+    traceback."""
+    venv = installed(tmp_path)
     python, exe = venv / "bin" / "python", venv / "bin" / "github-p2p"
     probe = ("import importlib.util as u, json; print(json.dumps({m: u.find_spec(m) is not None "
              "for m in ('libp2p', 'trio', 'hypercorn', 'github_p2p')}))")
@@ -120,3 +128,24 @@ def test_client_only_install_serves_api_without_libp2p(tmp_path: Path, sim) -> N
                           timeout=60, check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "needs the fleet extra" in done.stderr and "github-p2p[fleet]" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not UV.exists(), reason="uv is not in this environment (bootstrap-env)")
+async def test_the_mcp_extra_alone_serves_mcp_over_stdio(tmp_path: Path, sim) -> None:
+    """`pip install 'github-p2p[mcp]'`, nothing else: `github-p2p mcp` answers the official
+    SDK's client over stdio and reads GitHub through its in-process cache."""
+    mcp = pytest.importorskip("mcp")
+    venv = installed(tmp_path, "mcp")
+    params = mcp.StdioServerParameters(
+        command=str(venv / "bin" / "github-p2p"), args=["mcp"],
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITHUB_API_URL": sim.url,
+             "GITHUB_TOKEN": "ghs_mcp_extra", "GITHUB_REPOSITORY": "octo/hello",
+             "GITHUB_P2P_CACHE_DIR": str(tmp_path / "cache")})
+    async with mcp.Client(params) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"github_get", "cache_stats"} <= tools
+        result = await client.call_tool("github_get", {"path": "/repos/octo/hello"})
+        assert not result.is_error, result
+        assert (result.structured_content or {})["data"]["full_name"] == "octo/hello"
+    assert len(sim.records()) == 1
