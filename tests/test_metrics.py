@@ -7,6 +7,9 @@ short report interval so the whole fleet is up in a second or two.
 
 from __future__ import annotations
 
+import platform
+import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ import requests
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from github_p2p import __version__
 from github_p2p.config import ClientSettings
 from github_p2p.core.keys import derive_master_key, network_key_from_master
 from github_p2p.nodes.endpoint import build_app
@@ -122,15 +126,18 @@ OUTCOMES = {"hit-local": "local_hits", "hit-peer": "peer_hits", "miss": "misses"
 
 
 def expected_common(stats: dict[str, Any], prefix: str, key: str) -> dict[Any, float]:
+    """Only what the node reports: a hub keeps no GitHub-call counters of its own, so it has
+    no upstream or calls-saved sample at all (a 0 there would read as a measurement)."""
     out: dict[Any, float] = {
-        (f"{prefix}_requests_total", (("outcome", outcome),)): stats.get(key + name, 0)
-        for outcome, name in OUTCOMES.items()
+        (f"{prefix}_requests_total", (("outcome", outcome),)): stats[key + name]
+        for outcome, name in OUTCOMES.items() if key + name in stats
     }
-    # A hub makes no GitHub calls of its own: its upstream figures are 0, not missing.
-    out[(f"{prefix}_upstream_calls_total", ())] = stats.get(key + "api_calls_made", 0)
-    out[(f"{prefix}_api_calls_saved_total", ())] = stats.get(key + "api_calls_saved", 0)
-    out[(f"{prefix}_coalesced_waits_total", ())] = stats[key + "coalesced_waits"]
-    out[(f"{prefix}_graphql_calls_total", ())] = stats.get(key + "graphql_calls", 0)
+    for metric, name in (("upstream_calls", "api_calls_made"),
+                         ("api_calls_saved", "api_calls_saved"),
+                         ("coalesced_waits", "coalesced_waits"),
+                         ("graphql_calls", "graphql_calls")):
+        if key + name in stats:
+            out[(f"{prefix}_{metric}_total", ())] = stats[key + name]
     return out
 
 
@@ -138,32 +145,46 @@ def expected_node(stats: dict[str, Any]) -> dict[Any, float]:
     out = expected_common(stats, "github_p2p", "")
     for kind in ("errors", "integrity_failures", "fleet_errors", "protocol_errors",
                  "stream_errors"):
-        out[("github_p2p_errors_total", (("kind", kind),))] = stats.get(kind, 0)
-    out[("github_p2p_bytes_stored", ())] = stats["bytes_stored"]
-    out[("github_p2p_entries", ())] = stats["total_entries"]
+        if kind in stats:
+            out[("github_p2p_errors_total", (("kind", kind),))] = stats[kind]
+    out[("github_p2p_store_size_bytes", ())] = stats["bytes_stored"]
+    out[("github_p2p_store_entries", ())] = stats["total_entries"]
     out[("github_p2p_connected_peers", ())] = stats["connected_peers"]
+    out[("github_p2p_build_info", (("python", platform.python_version()),
+                                   ("role", stats["role"]), ("version", __version__)))] = 1.0
     return out
+
+
+def own(metrics: dict[Any, float]) -> dict[Any, float]:
+    """The node's own samples; the process collector's are checked on their own."""
+    assert metrics[("process_resident_memory_bytes", ())] > 0
+    assert metrics[("process_cpu_seconds_total", ())] > 0
+    return {k: v for k, v in metrics.items() if not k[0].startswith("process_")}
 
 
 async def test_metrics_parse_and_equal_stats_on_both_node_kinds(sim, tmp_path) -> None:
     async with in_process_fleet(sim, tmp_path) as fleet:
         await traffic(fleet)
         hub_stats = await settled_stats(fleet)
-        hub_metrics = samples(await get_text(fleet.hub_url + "/metrics"))
+        hub_metrics = own(samples(await get_text(fleet.hub_url + "/metrics")))
         assert hub_stats == await get_json(fleet.hub_url + "/_p2p/stats")  # nothing moved
 
         expected = expected_node(hub_stats)
         expected.update(expected_common(hub_stats, "github_p2p_fleet", "fleet_"))
         expected[("github_p2p_fleet_reporting_peers", ())] = 2
         expected[("github_p2p_hub_messages_total", ())] = hub_stats["requests"]
-        expected[("github_p2p_hub_bytes_total", (("direction", "in"),))] = hub_stats["bytes_in"]
-        expected[("github_p2p_hub_bytes_total", (("direction", "out"),))] = hub_stats["bytes_out"]
+        expected[("github_p2p_hub_transfer_bytes_total", (("direction", "in"),))] = \
+            hub_stats["bytes_in"]
+        expected[("github_p2p_hub_transfer_bytes_total", (("direction", "out"),))] = \
+            hub_stats["bytes_out"]
         for event, name in (("granted", "leases_granted"), ("timeout", "lease_timeouts"),
                             ("takeover", "lease_takeovers")):
             expected[("github_p2p_leases_total", (("event", event),))] = hub_stats[name]
         expected[("github_p2p_fills_in_flight", ())] = hub_stats["fills_in_flight"]
         expected[("github_p2p_lease_waiters", ())] = hub_stats["waiters"]
         assert hub_metrics == expected
+        # The hub calls GitHub for nothing of its own: no upstream figure, true or false.
+        assert ("github_p2p_upstream_calls_total", ()) not in hub_metrics
 
         # The fleet totals are exact: what the simulator counted, the runners' own sums.
         runner_stats = [await get_json(r.endpoint + "/_p2p/stats") for r in fleet.runners]
@@ -175,7 +196,7 @@ async def test_metrics_parse_and_equal_stats_on_both_node_kinds(sim, tmp_path) -
         assert hub_stats["connected_peers"] == 2 and hub_stats["total_entries"] >= 6
 
         for runner, stats in zip(fleet.runners, runner_stats, strict=True):
-            metrics = samples(await get_text(runner.endpoint + "/metrics"))
+            metrics = own(samples(await get_text(runner.endpoint + "/metrics")))
             want = expected_node(stats)
             if stats["api_calls_made"]:  # a runner that never called GitHub has no figure
                 want[("github_p2p_rate_limit_remaining", ())] = stats["rate_limit_remaining"]
@@ -238,3 +259,71 @@ async def test_local_only_runner_says_disabled(sim, tmp_path) -> None:
                     "misses", "api_calls_made", "api_calls_saved"} <= set(cache)
         finally:
             daemon.request_shutdown()
+
+
+ACTION_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "action"
+
+
+def summary_figures(text: str) -> dict[str, float]:
+    """The numbers of the action's job summary, by row (and pie slice)."""
+    found: dict[str, float] = {}
+    saved = re.search(r"\| \*\*API calls saved\*\* \| \*\*([\d,]+)\*\* of ([\d,]+) requests \|",
+                      text)
+    assert saved is not None, text
+    found["api_calls_saved"] = float(saved.group(1).replace(",", ""))
+    found["requests"] = float(saved.group(2).replace(",", ""))
+    rate = re.search(r"\| Hit rate \| ([\d.]+) % \|", text)
+    assert rate is not None
+    found["hit_rate_percent"] = float(rate.group(1))
+    for label, key in (("Calls sent to GitHub", "api_calls_made"),
+                       ("Rate limit remaining", "rate_limit_remaining")):
+        match = re.search(rf"\| {label} \| ([\d,]+) \|", text)
+        if match:
+            found[key] = float(match.group(1).replace(",", ""))
+    for label, key in (("Local cache", "local_hits"), ("Fleet", "peer_hits"),
+                       ("GitHub", "misses")):
+        match = re.search(rf'    "{label}" : (\d+)', text)
+        found["pie_" + key] = float(match.group(1)) if match else 0.0
+    return found
+
+
+async def test_every_reported_figure_is_what_the_simulator_counted(sim, tmp_path) -> None:
+    """The action's job summary and /metrics of each runner, held against the simulator's own
+    record of the requests it served (attributed to each runner by its token), and against
+    the traffic this test sent."""
+    sys.path.insert(0, str(ACTION_SCRIPTS))
+    import summary  # the action's summary renderer (standard library only)
+
+    async with in_process_fleet(sim, tmp_path) as fleet:
+        await traffic(fleet)
+        await settled_stats(fleet)
+        records = sim.records()
+        sent = {"ghs_one": 7, "ghs_two": 6}  # what traffic() asked of each runner
+        for runner, token in zip(fleet.runners, ("ghs_one", "ghs_two"), strict=True):
+            calls = [r for r in records if r.token == token]
+            counted = sum(r.counted for r in calls)
+            stats = await get_json(runner.endpoint + "/_p2p/stats")
+            peers = (await get_json(runner.endpoint + "/_p2p/peers"))["peers"]
+            metrics = samples(await get_text(runner.endpoint + "/metrics"))
+
+            assert metrics[("github_p2p_upstream_calls_total", ())] == len(calls)
+            answered = sum(v for (name, _), v in metrics.items()
+                           if name == "github_p2p_requests_total")
+            assert answered == sent[token]
+            assert metrics[("github_p2p_api_calls_saved_total", ())] == sent[token] - len(calls)
+            if calls:
+                assert metrics[("github_p2p_rate_limit_remaining", ())] == \
+                    sim.config.rate_limit - counted
+
+            text = summary.render({"status": stats["status"]}, stats, peers)
+            figures = summary_figures(text)
+            assert figures["requests"] == sent[token]
+            assert figures["api_calls_made"] == len(calls)
+            assert figures["api_calls_saved"] == sent[token] - len(calls)
+            hits = figures["pie_local_hits"] + figures["pie_peer_hits"]
+            assert figures["pie_misses"] == len(calls)  # no retries, no 304 in this traffic
+            assert hits + figures["pie_misses"] == sent[token]
+            assert figures["hit_rate_percent"] == round(100 * hits / sent[token], 1)
+            if calls:
+                assert figures["rate_limit_remaining"] == sim.config.rate_limit - counted
+            assert "| Fleet | active: 1 bootstrap node connected |" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -26,17 +27,12 @@ from github_p2p.config import (
     hub_network_key,
     resolve_secret,
 )
+from github_p2p.core.ports import HUB_HTTP_PORT, HUB_PORT, default_http_port
 from github_p2p.errors import ConfigError, GitHubP2PError
 
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
-
-HUB_PORT = 9100
-HUB_HTTP_PORT = 9180
-#: A runner's local endpoint listens on its libp2p port minus this (9000 → 8700, 9001 → 8701,
-#: 9002 → 8702, as the action does) unless told otherwise.
-HTTP_PORT_OFFSET = 300
 
 
 def _positive(text: str) -> float:
@@ -119,7 +115,28 @@ def _cache_dir(arg: Path | None) -> Path:
     return arg if arg is not None else default_cache_dir(os.environ)
 
 
+#: What the daemons import beyond the base install (the ``fleet`` extra).
+_FLEET_MODULES = ("trio", "libp2p", "hypercorn", "starlette", "prometheus_client")
+
+
+def _fleet_ready(command: str) -> None:
+    """Fail in one line when the ``fleet`` extra is missing; else keep QUIC unloaded.
+
+    The base install is the client only. The daemons need the extra; rather than a traceback
+    from deep in an import, say what to install. Then, before anything imports libp2p, put the
+    QUIC stand-ins in place (``github_p2p.p2p.noquic``): the daemons speak TCP only.
+    """
+    missing = [name for name in _FLEET_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"github-p2p {command} needs the fleet extra (missing: "
+                          f"{', '.join(missing)}): pip install 'github-p2p[fleet]'")
+    from github_p2p.p2p.noquic import keep_quic_unloaded
+
+    keep_quic_unloaded()
+
+
 def _cmd_peer(args: argparse.Namespace) -> int:
+    _fleet_ready("peer")
     from github_p2p.p2p.addresses import parse_bootstrap_peers
 
     # Validate the configuration before the slow imports (libp2p takes a second or more).
@@ -133,10 +150,9 @@ def _cmd_peer(args: argparse.Namespace) -> int:
 
     arch = os.environ.get("RUNNER_ARCH") or runner_arch()
     port = args.port if args.port is not None else default_port(arch)
-    http_port = args.http_port
-    if http_port is None:
-        # An unusable derived port becomes 0: any free port, reported in the ready file.
-        http_port = port - HTTP_PORT_OFFSET if port - HTTP_PORT_OFFSET >= 1024 else 0
+    http_port = args.http_port if args.http_port is not None else default_http_port(port)
+    if http_port == port:
+        raise ConfigError(f"--port and --http-port must differ (both {port})")
     secret = resolve_secret(os.environ)
     registry = registry_cli.options_from_args(args, os.environ)
     if registry is not None and not secret.secret:
@@ -160,6 +176,7 @@ def _cmd_peer(args: argparse.Namespace) -> int:
 
 
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    _fleet_ready("bootstrap")
     import trio
 
     from github_p2p.nodes.hub.node import run_hub
@@ -197,6 +214,7 @@ def _cmd_network_key(_: argparse.Namespace) -> int:
 
 
 def _cmd_address(args: argparse.Namespace) -> int:
+    _fleet_ready("address")
     from libp2p.peer.id import ID as PeerID
 
     from github_p2p.p2p.addresses import is_host, tcp_multiaddr
@@ -270,6 +288,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    _fleet_ready("demo")
     from github_p2p.cli.demo import run_demo
 
     return run_demo(runners=args.runners, resources=args.resources, latency=args.latency)

@@ -29,6 +29,7 @@ from github_p2p.config import ClientSettings
 from github_p2p.core.flow import FlowSettings
 from github_p2p.core.keys import derive_master_key, fleet_keys_from_master, network_key_from_master
 from github_p2p.core.policy import load_policy
+from github_p2p.core.ports import default_port
 from github_p2p.core.sealing import FleetSeal
 from github_p2p.core.stats import Stats
 from github_p2p.nodes.endpoint import build_app
@@ -52,14 +53,6 @@ from github_p2p.workqueue.routes import queue_routes
 __all__ = ["PeerDaemon", "PeerSettings", "default_port", "runner_arch"]
 
 log = logging.getLogger(__name__)
-
-_ARCH_PORTS = {"X64": 9000, "ARM64": 9001}
-
-
-def default_port(arch: str) -> int:
-    """The libp2p port of a runner architecture: X64 9000, ARM64 9001, anything else 9002."""
-    return _ARCH_PORTS.get(arch.upper(), 9002)
-
 
 def runner_arch() -> str:
     """This machine's architecture in ``runner.arch`` spelling (X64, ARM64, ...)."""

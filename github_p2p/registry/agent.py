@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import trio
-
 from github_p2p.errors import ConfigError, GitHubP2PError
 from github_p2p.registry.interface import Registry
 from github_p2p.registry.listing import Listing
@@ -85,6 +83,8 @@ class Heartbeat:
 async def _in_thread(fn: Callable[[], T]) -> T:
     """Run blocking registry I/O in a worker thread that a timeout may abandon (the agent's
     lock keeps an abandoned call from overlapping the next one)."""
+    import trio  # the fleet extra: only daemons run agents (the client imports this module)
+
     # trio-typing's stubs predate ``abandon_on_cancel`` (trio >= 0.23).
     result: T = await trio.to_thread.run_sync(fn, abandon_on_cancel=True)  # type: ignore[call-arg]
     return result
@@ -174,13 +174,16 @@ class RegistryAgent:
         if beat.listing is not None and self._on_listing is not None:
             self._on_listing(beat.listing)
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: Any = None) -> None:
         """Beat until cancelled, then withdraw. ``started`` after the first beat (bounded by
         ``first_beat_timeout``), so a node knows the registry before it says it is ready."""
+        import trio  # the fleet extra: only daemons run agents (the client imports this module)
+
         try:
             with trio.move_on_after(self.settings.first_beat_timeout):
                 await self._beat()
-            task_status.started()
+            if task_status is not None:  # nursery.start() passes one; start_soon() does not
+                task_status.started()
             while True:
                 await trio.sleep(self.next_delay())
                 await self._beat()

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # run-python.sh SCRIPT: run one of the action's Python entry scripts with the interpreter the
-# prepare step chose (GP_PYTHON_BIN), else python3/python. Without any Python the fleet cannot
-# run: report status degraded (the start step) or nothing (the stop step) and carry on.
+# prepare step chose (GP_PYTHON_BIN), else python3 or python from PATH. Without any Python the
+# fleet cannot run: the start step reports status degraded, the others say so, and the job
+# goes on (unless fail-on-error is true).
 set -uo pipefail
-# shellcheck source=scripts/action/lib.sh
-. "$(dirname "$0")/lib.sh"
-script="$(dirname "$0")/$1"
-shift
+here="$(cd "$(dirname "$0")" && pwd)"
 for py in "${GP_PYTHON_BIN:-}" python3 python; do
   if [ -n "$py" ] && command -v "$py" >/dev/null 2>&1; then
-    exec "$py" "$script" "$@"
+    exec "$py" "$here/$1"
   fi
 done
-case "$(basename "$script")" in
-  start.py)
-    gp_output status degraded
-    gp_soft_fail "no Python interpreter to run the github-p2p daemon" ;;
-  *)
-    gp_warning "no Python interpreter: github-p2p statistics unavailable" ;;
+message="no Python interpreter to run github-p2p ($1)"
+if [ "$1" = start.py ] && [ -n "${GITHUB_OUTPUT:-}" ]; then
+  echo "status=degraded" >>"$GITHUB_OUTPUT"
+fi
+case "${FAIL_ON_ERROR:-false}" in
+  true | True | TRUE | yes | 1 | on)
+    echo "::error title=github-p2p::$message"
+    exit 1 ;;
 esac
+echo "::warning title=github-p2p::$message; continuing without the fleet cache (direct GitHub API)"
 exit 0

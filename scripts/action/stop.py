@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""The stop action: stop the peer daemon, then write its statistics to the job summary.
+"""Stop the peer daemon and write the job summary: at the end of the job (the post step of the
+action's nested ``job-end`` action) or earlier, when a workflow uses the ``stop`` action.
 
-Order: read the statistics while the daemon still serves (``github-p2p stats --json``, else
-``GET /_p2p/stats``), ask it to stop (``github-p2p stop``), then fall back to SIGTERM on the pid
-from the pid file and SIGKILL after a bound. Prints the daemon's log tail when it failed. Never
-fails the job: every path ends with exit code 0.
+Order: read the statistics and the fleet's peers while the daemon still serves
+(``GET /_p2p/stats``, ``/_p2p/peers``), ask it to stop (``POST /_p2p/shutdown``), then SIGTERM
+the pid and SIGKILL after a bound. Prints the daemon's log tail when it failed. Whichever runs
+first does the work; the end-of-job step after an early stop only says so. Never fails the job.
 
-Environment: GITHUB_P2P_STATE_DIR and GITHUB_P2P_ENDPOINT (exported by the action),
+Environment: GITHUB_P2P_STATE_DIR (or GP_STATE_DIR), GP_WHEN (``stop`` or ``job-end``),
 GP_STOP_TIMEOUT, GP_SUMMARY, GITHUB_STEP_SUMMARY, GITHUB_OUTPUT, GITHUB_ENV.
 Standard library only.
 """
@@ -23,29 +24,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from actionlib import annotate, pid_alive, truthy
+from actionlib import State, annotate, export_env, pid_alive, set_outputs, truthy
+from environment import warm_bytecode
+from summary import render
 
 LOG_TAIL_LINES = 60
-# Always in the table; the other counters only when the daemon reports them.
-REQUIRED = frozenset({"status", "connected_peers", "requests", "local_hits", "peer_hits",
-                      "api_calls_made", "api_calls_saved", "hit_rate"})
-
-# (label, stats key, format) in the order of the summary table.
-ROWS: tuple[tuple[str, str, str], ...] = (
-    ("Status", "status", "text"),
-    ("Connected peers", "connected_peers", "int"),
-    ("Requests", "requests", "int"),
-    ("Local hits", "local_hits", "int"),
-    ("Peer hits", "peer_hits", "int"),
-    ("Misses", "misses", "int"),
-    ("Upstream API calls", "api_calls_made", "int"),
-    ("API calls saved", "api_calls_saved", "int"),
-    ("Hit rate", "hit_rate", "rate"),
-    ("Free revalidations (304)", "revalidations_304", "int"),
-    ("Coalesced waits", "coalesced_waits", "int"),
-    ("Errors", "errors", "int"),
-    ("Rate limit remaining", "rate_limit_remaining", "int"),
-)
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
@@ -53,113 +36,128 @@ def wait_gone(pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         if not pid_alive(pid):
             return True
-        time.sleep(0.1)
+        time.sleep(0.05)
     return not pid_alive(pid)
 
 
-def fmt(value: Any, kind: str) -> str:
-    if value is None or value == "":
-        return "n/a"
-    if kind == "rate":
-        try:
-            rate = float(value)
-        except (TypeError, ValueError):
-            return str(value)
-        # hit_rate may be a fraction or a percentage; show a percentage either way.
-        return f"{rate * 100 if rate <= 1 else rate:.1f} %"
-    if kind == "int":
-        try:
-            return f"{int(value):,}"
-        except (TypeError, ValueError):
-            return str(value)
-    return str(value).replace("|", "\\|")
-
-
-def summary_markdown(stats: dict[str, Any] | None, state: dict[str, Any], note: str) -> str:
-    lines = ["### github-p2p fleet cache", ""]
-    if stats is None:
-        lines += ["| Metric | Value |", "|---|---:|",
-                  f"| Status | {fmt(state.get('status') or 'not started', 'text')} |", "",
-                  f"No statistics: {note}", ""]
-        return "\n".join(lines) + "\n"
-    lines += ["| Metric | Value |", "|---|---:|"]
-    merged = {"status": state.get("status"), **stats}
-    for label, key, kind in ROWS:
-        if key in REQUIRED or key in merged:
-            lines.append(f"| {label} | {fmt(merged.get(key), kind)} |")
-    lines.append("")
-    if note:
-        lines += [note, ""]
-    return "\n".join(lines) + "\n"
+def http_json(url: str, method: str = "GET", timeout: float = 5) -> Any:
+    request = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read().decode("utf-8") or "null")
 
 
 class Stop:
-    """One run of the stop action."""
+    """One run of the stop (or end-of-job) step."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        state_dir = env.get("GITHUB_P2P_STATE_DIR", "")
-        self.state_dir = Path(state_dir) if state_dir else None
-        self.state: dict[str, Any] = {}
-        if self.state_dir is not None:
-            try:
-                self.state = json.loads((self.state_dir / "state.json").read_text("utf-8"))
-            except (OSError, ValueError):
-                self.state = {}
-        self.endpoint = env.get("GITHUB_P2P_ENDPOINT") or str(self.state.get("endpoint") or "")
-        self.exe = str(self.state.get("bin") or "")
+        directory = env.get("GP_STATE_DIR") or env.get("GITHUB_P2P_STATE_DIR") or ""
+        self.state = State(directory) if directory else None
+        self.data = self.state.read() if self.state is not None else {}
+        self.when = env.get("GP_WHEN") or "stop"
+        self.endpoint = str(self.data.get("endpoint") or env.get("GITHUB_P2P_ENDPOINT") or "")
         try:
             self.timeout = float(env.get("GP_STOP_TIMEOUT") or 15)
         except ValueError:
             self.timeout = 15.0
 
-    def cli(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str] | None:
-        if not self.exe or not Path(self.exe).exists():
-            return None
-        env = dict(self.env)
-        env["GITHUB_P2P_ENDPOINT"] = self.endpoint
-        try:
-            return subprocess.run([self.exe, *args], env=env, capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
+    def run(self) -> int:
+        if self.state is None or not self.data:
+            print("github-p2p was not started in this job; nothing to stop.", flush=True)
+            if self.when == "stop":
+                self.write_summary(render({"status": "not started"}, None,
+                                          note="The github-p2p action did not run in this job."))
+            return 0
+        if self.data.get("stopped"):
+            print(f"github-p2p was already stopped by the {self.data['stopped']} step, which "
+                  "wrote the summary.", flush=True)
+            return 0
+        self.state.update(stopped=self.when)
+        status = str(self.data.get("status") or "")
+        if status == "off":
+            print(f"github-p2p was off in this job: {self.data.get('reason', '')}", flush=True)
+            self.write_summary(render(self.data, None))
+            self.finish(None)
+            return 0
+        failed = str(self.data.get("failed") or "")
+        pid = self.data.get("pid") if isinstance(self.data.get("pid"), int) else None
+        stats = peers = None
+        if not failed and self.endpoint:
+            stats, peers = self.read_figures()
+        how = "gone" if failed else self.shut_down(pid)
 
-    def read_stats(self) -> dict[str, Any] | None:
-        done = self.cli("stats", "--json")
-        if done is not None and done.returncode == 0:
-            try:
-                data = json.loads(done.stdout)
-                if isinstance(data, dict):
-                    return data
-            except ValueError:
-                pass
-        if self.endpoint:
-            try:
-                with urllib.request.urlopen(self.endpoint.rstrip("/") + "/_p2p/stats",
-                                            timeout=5) as resp:
-                    data = json.loads(resp.read().decode("utf-8"))
-                    return data if isinstance(data, dict) else None
-            except (OSError, ValueError):
-                return None
-        return None
+        note, show_log = "", bool(failed)
+        if failed:
+            print(f"The daemon did not run ({failed}): the job used the GitHub API directly.",
+                  flush=True)
+        elif how == "gone":
+            note, show_log = "The daemon had exited before the job ended.", True
+        elif how in ("sigterm", "sigkill", "unknown"):
+            note = {"sigterm": "The daemon did not stop on request and was sent SIGTERM.",
+                    "sigkill": "The daemon did not stop on SIGTERM and was killed.",
+                    "unknown": "The daemon could not be stopped."}[how]
+            show_log = True
+        print(f"github-p2p stopped ({how}).", flush=True)
+        if note and not failed:  # a failed start was reported by the start step
+            annotate("warning", note)
+        if show_log:
+            self.print_log_tail()
+        if stats is None and not note and not failed:
+            note = "The daemon did not answer for its statistics."
+        self.write_summary(render(self.data, stats, peers, note))
+        self.finish(stats)
+        self.warm_new_environment()
+        return 0
 
-    def pid(self) -> int | None:
-        pid_file = Path(str(self.state.get("pid_file") or ""))
-        if not self.state.get("pid_file") and self.state_dir is not None:
-            pid_file = self.state_dir / "peer.pid"
+    def warm_new_environment(self) -> None:
+        """In the job that built the environment, complete its bytecode before actions/cache
+        saves it (post steps run in reverse: this one comes first)."""
+        if self.when != "job-end" or self.data.get("environment") != "built":
+            return
+        venv = Path(str(self.data.get("venv") or ""))
+        if not (venv / "bin" / "python").exists():
+            return
         try:
-            return int(pid_file.read_text().strip())
+            with open(Path(self.data.get("log") or os.devnull).with_name("warm.log"), "a",
+                      encoding="utf-8") as log:
+                seconds = warm_bytecode(venv, log)
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"github-p2p: could not complete the bytecode of {venv.name}: {exc}",
+                  flush=True)
+            return
+        print(f"github-p2p: bytecode of the new environment complete ({seconds:.1f} s)",
+              flush=True)
+
+    def read_figures(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+        """The daemon's statistics and peers; (None, None) when it does not answer."""
+        base = self.endpoint.rstrip("/")
+        try:
+            stats = http_json(base + "/_p2p/stats")
         except (OSError, ValueError):
-            return None
+            return None, None
+        try:
+            peers = http_json(base + "/_p2p/peers")
+        except (OSError, ValueError):
+            peers = None
+        if isinstance(peers, dict):  # {"peers": [...]} or a bare list
+            peers = peers.get("peers")
+        return (stats if isinstance(stats, dict) else None,
+                [p for p in peers if isinstance(p, dict)] if isinstance(peers, list) else None)
 
     def shut_down(self, pid: int | None) -> str:
-        """Stop the daemon; returns how: 'stop', 'sigterm', 'sigkill', 'gone' or 'unknown'."""
+        """Stop the daemon; how: 'stop', 'sigterm', 'sigkill', 'gone' or 'unknown'."""
         if pid is not None and not pid_alive(pid):
             return "gone"
-        done = self.cli("stop", timeout=self.timeout)
+        asked = False
+        if self.endpoint:
+            try:
+                http_json(self.endpoint.rstrip("/") + "/_p2p/shutdown", "POST")
+                asked = True
+            except (OSError, ValueError):
+                asked = False
         if pid is None:
-            return "stop" if done is not None and done.returncode == 0 else "unknown"
-        if wait_gone(pid, self.timeout if done is not None and done.returncode == 0 else 1.0):
+            return "stop" if asked else "unknown"
+        if wait_gone(pid, self.timeout if asked else 1.0):
             return "stop"
         for sig, how, wait in ((signal.SIGTERM, "sigterm", self.timeout),
                                (signal.SIGKILL, "sigkill", 5.0)):
@@ -174,80 +172,36 @@ class Stop:
         return "unknown"
 
     def print_log_tail(self) -> None:
-        log = Path(str(self.state.get("log") or ""))
-        if not self.state.get("log") and self.state_dir is not None:
-            log = self.state_dir / "peer.log"
+        log = Path(str(self.data.get("log") or ""))
         try:
             text = log.read_text(encoding="utf-8", errors="replace")
         except OSError:
             text = "(no daemon log)"
-        print("::group::github-p2p: daemon log (tail)", flush=True)
-        print("\n".join(text.splitlines()[-LOG_TAIL_LINES:]) or "(empty log)", flush=True)
-        print("::endgroup::", flush=True)
+        tail = "\n".join(text.splitlines()[-LOG_TAIL_LINES:]) or "(empty log)"
+        print(f"::group::github-p2p: daemon log (tail)\n{tail}\n::endgroup::", flush=True)
 
-    def run(self) -> int:
-        if self.state_dir is None or not self.state:
-            print("github-p2p was not started in this job; nothing to stop.", flush=True)
-            self.write_summary(None, "the github-p2p action did not run in this job.")
-            return 0
-        failed_reason = str(self.state.get("failed") or "")
-        pid = self.pid()
-        stats = None if failed_reason else self.read_stats()
-        how = "gone" if failed_reason else self.shut_down(pid)
-
-        note = ""
-        show_log = bool(failed_reason)
-        if failed_reason:
-            note = (f"The daemon did not start ({failed_reason}): "
-                    "the job used the GitHub API directly.")
-        elif how == "gone":
-            note = "The daemon had exited before the stop action ran."
-            show_log = True
-        elif how in ("sigterm", "sigkill", "unknown"):
-            note = {"sigterm": "The daemon ignored `github-p2p stop` and was sent SIGTERM.",
-                    "sigkill": "The daemon did not stop on SIGTERM and was killed.",
-                    "unknown": "The daemon could not be stopped."}[how]
-            show_log = True
-        print(f"github-p2p stopped ({how}).", flush=True)
-        if note and not failed_reason:  # a failed start was reported by the start step
-            annotate("warning", note)
-        elif note:
-            print(note, flush=True)
-        if show_log:
-            self.print_log_tail()
-        self.write_summary(stats, note or ("" if stats is not None
-                                           else "the daemon did not answer."))
-        outputs = {"stats": json.dumps(stats, separators=(",", ":")) if stats else "{}"}
-        self.append("GITHUB_OUTPUT", outputs)
-        # Later steps must not keep calling a daemon that is gone.
-        self.append("GITHUB_ENV", {"GITHUB_P2P_ENDPOINT": ""})
-        return 0
-
-    def write_summary(self, stats: dict[str, Any] | None, note: str) -> None:
+    def write_summary(self, text: str) -> None:
         if not truthy(self.env.get("GP_SUMMARY"), default=True):
             return
-        text = summary_markdown(stats, self.state, note)
         target = self.env.get("GITHUB_STEP_SUMMARY")
         if not target:
             print(text, flush=True)
             return
-        with open(target, "a", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(text)
 
-    def append(self, var: str, values: dict[str, str]) -> None:
-        target = self.env.get(var)
-        if not target:
-            return
-        with open(target, "a", encoding="utf-8") as fh:
-            for key, value in values.items():
-                fh.write(f"{key}={value}\n")
+    def finish(self, stats: dict[str, Any] | None) -> None:
+        set_outputs({"stats": json.dumps(stats, separators=(",", ":")) if stats else "{}"})
+        if self.when == "stop":
+            # Later steps must not keep calling a daemon that is gone.
+            export_env({"GITHUB_P2P_ENDPOINT": "", "GITHUB_P2P_MCP_URL": ""})
 
 
 def main() -> int:
     try:
         return Stop(dict(os.environ)).run()
-    except Exception as exc:  # the stop action never fails the job
-        annotate("warning", f"the stop step failed unexpectedly: {exc!r}")
+    except Exception as exc:  # stopping never fails the job
+        annotate("warning", f"stopping github-p2p failed unexpectedly: {exc!r}")
         return 0
 
 

