@@ -105,3 +105,24 @@ def test_a_five_mib_answer_through_a_fleet_daemon(sim, fleet):
     again = requests.get(f"{first.endpoint}/repos/{REPO}/contents/huge.json", timeout=60,
                          headers={"Authorization": f"Bearer {TOKEN}"})
     assert again.headers["X-GitHub-P2P-Cache"] == "hit-local"
+
+
+def test_github_mcp_server_paths_raw_and_graphql(sim, fleet):
+    """What GitHub's MCP server asks a GHES-style host (GITHUB_HOST=http://127.0.0.1:PORT):
+    REST under /api/v3 (above), GraphQL at /api/graphql and raw files at /raw/..."""
+    endpoint = fleet.peers[0].endpoint
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    raw = requests.get(f"{endpoint}/raw/octo/hello/main/docs/guide.md", headers=auth,
+                       timeout=30)
+    assert raw.status_code == 200 and raw.headers["X-GitHub-P2P-Cache"] == "bypass"
+    direct = requests.get(f"{sim.url}/repos/octo/hello/contents/docs/guide.md",
+                          params={"ref": "main"}, timeout=30,
+                          headers={**auth, "Accept": "application/vnd.github.raw"})
+    assert raw.content == direct.content and raw.content
+    query = {"query": "query { repository(owner: \"octo\", name: \"hello\") { nameWithOwner } }"}
+    first = requests.post(f"{endpoint}/api/graphql", json=query, headers=auth, timeout=30)
+    again = requests.post(f"{endpoint}/api/graphql", json=query, headers=auth, timeout=30)
+    assert first.json()["data"]["repository"]["nameWithOwner"] == "octo/hello"
+    assert (first.headers["X-GitHub-P2P-Cache"], again.headers["X-GitHub-P2P-Cache"]) == (
+        "miss", "hit-local")
+    assert [r.path for r in sim.records() if r.path == "/graphql"] == ["/graphql"]

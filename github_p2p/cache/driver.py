@@ -18,6 +18,7 @@ from github_p2p.core.effects import Answer, Effect, Fetch, Fetched
 from github_p2p.core.entry import CacheEntry
 from github_p2p.core.flow import Flow, FlowRequest
 from github_p2p.core.graphql_cache import GRAPHQL_PATH, graphql_url
+from github_p2p.core.paths import RAW_PREFIX, raw_url
 from github_p2p.core.stats import Outcome, Stats
 from github_p2p.errors import UpstreamUnavailableError
 
@@ -111,6 +112,8 @@ def fetch_upstream(send: Callable[..., Any], api_url: str, request: FlowRequest,
     url = api_url + "/" + request.path.lstrip("/")
     if request.path == GRAPHQL_PATH:
         url = graphql_url(api_url)  # /api/graphql beside a GHES /api/v3
+    elif request.path.startswith(RAW_PREFIX):
+        url = raw_url(api_url, request.path)
     if request.query:
         url += "?" + urlencode(list(request.query))
     headers = dict(effect.headers)

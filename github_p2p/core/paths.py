@@ -9,9 +9,12 @@ the MCP tools.
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-__all__ = ["api_path", "is_refused"]
+__all__ = ["RAW_PREFIX", "api_path", "is_refused", "raw_url"]
+
+#: Raw file contents, as GitHub's own MCP server asks a GHES-style host for them.
+RAW_PREFIX = "/raw/"
 
 _ENCODED_SEPARATORS = ("%2e", "%2f", "%5c")
 
@@ -38,3 +41,14 @@ def api_path(path: str, *, decoded: bool = True) -> str | None:
     if is_refused(path):
         return None
     return quote(path, safe="/:@!$&'()*+,;=~" + ("" if decoded else "%"))
+
+
+def raw_url(api_url: str, path: str) -> str:
+    """Where ``/raw/OWNER/REPO/REF/PATH`` lives for an API base: ``raw.githubusercontent.com``
+    beside ``api.github.com``, the host's own ``/raw/`` for GitHub Enterprise Server (whose API
+    is under ``/api/v3``) and for any other base."""
+    parts = urlsplit(api_url.rstrip("/"))
+    rest = path[len(RAW_PREFIX):]
+    if parts.netloc.lower() == "api.github.com":
+        return "https://raw.githubusercontent.com/" + rest
+    return f"{parts.scheme}://{parts.netloc}{RAW_PREFIX}{rest}"

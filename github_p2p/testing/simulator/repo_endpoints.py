@@ -130,6 +130,15 @@ def get_contents(ctx: RouteContext, groups: dict[str, str]) -> Outcome:
     return Outcome(200, result.body, last_modified=result.modified)
 
 
+def get_raw(ctx: RouteContext, groups: dict[str, str]) -> Outcome:
+    """``GET /raw/{owner}/{repo}/{ref}/{path}``: a file itself, as a GHES host (and
+    raw.githubusercontent.com) serves it."""
+    result, raw = seed.contents(repo_key(groups), groups["path"], groups["ref"],
+                                ctx.config.content_size)
+    return Outcome(200, raw=raw, content_type="text/plain; charset=utf-8",
+                   last_modified=result.modified)
+
+
 def get_user(ctx: RouteContext, groups: dict[str, str]) -> Outcome:
     """``GET /users/{user}``: ``email`` only for authenticated callers, as GitHub does."""
     result = seed.user_json(groups["user"], authenticated=bool(ctx.token))
@@ -158,6 +167,7 @@ def routes() -> list[Route]:
         Route.of("GET", f"{repo}/actions/runners", list_runners, fixed=True),
         Route.of("GET", f"{repo}/commits/{{ref+}}", get_commit, fixed=True),
         Route.of("GET", f"{repo}/contents/{{path+}}", get_contents, fixed=True),
+        Route.of("GET", "/raw/{owner}/{repo}/{ref}/{path+}", get_raw, fixed=True),
         Route.of("GET", "/users/{user}", get_user, fixed=True),
         Route.of("GET", "/user", get_authenticated_user),
     ]
