@@ -137,12 +137,10 @@ def _fleet_ready(command: str) -> None:
 
 def _cmd_peer(args: argparse.Namespace) -> int:
     _fleet_ready("peer")
-    from github_p2p.p2p.addresses import parse_bootstrap_peers
-
     # Validate the configuration before the slow imports (libp2p takes a second or more).
     raw = args.bootstrap if args.bootstrap is not None else os.environ.get(
         "MCP_P2P_BOOTSTRAP_PEERS", "")
-    bootstrap = tuple(parse_bootstrap_peers(raw)) if raw.strip() else ()
+    bootstrap = _bootstrap_peers(raw)
 
     import trio
 
@@ -173,6 +171,19 @@ def _cmd_peer(args: argparse.Namespace) -> int:
     daemon = PeerDaemon(settings)
     trio.run(daemon.run)
     return 0
+
+
+def _bootstrap_peers(raw: str) -> tuple[str, ...]:
+    """The usable bootstrap peers of ``raw``; each malformed entry is named in a warning, and
+    only a list with no usable entry at all is a configuration error."""
+    from github_p2p.p2p.addresses import split_bootstrap_peers
+
+    peers = split_bootstrap_peers(raw)
+    if peers.bad and not peers.good:
+        raise ConfigError(peers.bad[0][1])
+    for _, reason in peers.bad:
+        print(f"github-p2p: warning: ignoring a bootstrap peer: {reason}", file=sys.stderr)
+    return peers.good
 
 
 def _cmd_bootstrap(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,9 @@ from hypercorn.trio import serve
 from starlette.types import ASGIApp
 
 from github_p2p.errors import ConfigError
+
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["serve_http", "stop_on_signals", "write_ready_file"]
 
@@ -46,8 +50,31 @@ async def serve_http(nursery: trio.Nursery, app: ASGIApp, host: str, port: int,
     try:
         binds: list[str] = await nursery.start(run)
     except OSError as exc:
-        raise ConfigError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
+        raise _listen_error(host, port, exc) from exc
+    except BaseExceptionGroup as group:
+        # hypercorn binds inside its own nurseries: a busy port arrives wrapped in groups.
+        failed = _sole_os_error(group)
+        if failed is None:
+            raise
+        raise _listen_error(host, port, failed) from failed
     return binds[0].rstrip("/")
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> ConfigError:
+    reason = exc.strerror or str(exc)
+    return ConfigError(f"cannot listen for HTTP on {host}:{port}: {reason}")
+
+
+def _sole_os_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], OSError) else None
 
 
 def write_ready_file(path: str | Path | None, data: Mapping[str, Any]) -> None:
