@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 
+from github_p2p.errors import AdmissionError
 from github_p2p.nodes.endpoint import build_app
 from github_p2p.nodes.hub.service import HubService, HubSettings
 from github_p2p.nodes.mcpmount import HubMcpSettings, hub_mount
@@ -43,6 +44,8 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
                                    started_at=time.time())
             hub.registry_stats = agent.stats
             await nursery.start(agent.run)
+        if hub.admission.verifier is not None:
+            nursery.start_soon(_prepare_admission, hub)
         http_url: str | None = None
         mount = hub_mount(hub, mcp or HubMcpSettings(), lambda: http_url)
         http_url = endpoint = await serve_http(nursery, build_app(hub, mcp=mount), http_host,
@@ -63,3 +66,17 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
                                       **published})
         await hub.shutdown.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _prepare_admission(hub: HubService) -> None:
+    """Fetch the OIDC issuer's keys once at start, so a wrong ``--oidc-issuer`` shows at once
+    (the hub keeps running: the issuer may only be away for a while)."""
+    verifier = hub.admission.verifier
+    assert verifier is not None
+    try:
+        await trio.to_thread.run_sync(verifier.prepare, abandon_on_cancel=True)  # type: ignore[call-arg]
+    except AdmissionError as exc:
+        log.warning("%s; runners are refused until it answers", exc)
+    else:
+        log.info("OIDC admission: issuer %s, audience %r", verifier.settings.issuer,
+                 verifier.settings.audience)

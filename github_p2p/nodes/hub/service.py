@@ -19,6 +19,7 @@ import trio
 
 from github_p2p.core.lease import LeaseOutcome
 from github_p2p.errors import FleetUnavailableError, RemoteProtocolError
+from github_p2p.nodes.hub.admission import HubAdmission, OidcSettings, StreamGate
 from github_p2p.nodes.hub.envelopes import DiskEnvelopeStore
 from github_p2p.nodes.hub.queues import HubQueues
 from github_p2p.nodes.hub.reports import FleetReports
@@ -78,6 +79,8 @@ class HubSettings:
     #: peer that sends without reading its replies holds at most this many replies in memory.
     #: A runner never has more in flight than its worker threads (40).
     max_stream_inflight: int = 64
+    #: Admit runners only with a GitHub Actions OIDC token, each bound to its repository.
+    oidc: OidcSettings | None = None
 
 
 @dataclass
@@ -89,6 +92,8 @@ class PeerRecord:
     arch: str = ""
     runner: str = ""
     version: str = ""
+    #: The repository its OIDC token names (OIDC hubs only).
+    repository: str = ""
     connected_since: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
     requests: int = 0
@@ -98,8 +103,8 @@ class PeerRecord:
         return {
             "peer_id": self.peer_id, "role": self.role, "arch": self.arch,
             "runner_name": self.runner, "version": self.version,
-            "connected_since": self.connected_since, "last_seen": self.last_seen,
-            "requests": self.requests,
+            "repository": self.repository, "connected_since": self.connected_since,
+            "last_seen": self.last_seen, "requests": self.requests,
         }
 
 
@@ -113,6 +118,7 @@ class HubService:
         self.state: HubState = state or LocalHubState(
             DiskEnvelopeStore(settings.cache_dir / "envelopes", size_limit=settings.size_limit),
             lease_ttl=settings.lease_ttl)
+        self.admission = HubAdmission(settings.oidc, settings.network_key)
         self.reports = FleetReports()
         self.queues = HubQueues(settings.cache_dir, shutting_down=lambda: self.shutdown.is_set())
         #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
@@ -153,6 +159,8 @@ class HubService:
             "peer_hits": served,
             "hit_rate": round(served / asked, 4) if asked else 0.0,
             "connected_peers": len(self._peers),
+            "oidc_admitted": self.admission.counts["admitted"],
+            "oidc_refused": self.admission.counts["refused"],
             **self.reports.totals(),
             **self.queues.stats(),
             **(self.registry_stats() if self.registry_stats is not None else {}),
@@ -198,6 +206,7 @@ class HubService:
         channel = MessageChannel(stream)
         holder = f"{peer_id}#{conn}"
         slots = trio.Semaphore(self.settings.max_stream_inflight)
+        gate = self.admission.gate()
         try:
             async with trio.open_nursery() as nursery:
                 while True:
@@ -225,7 +234,7 @@ class HubService:
                         record.requests += 1
                         await slots.acquire()  # backpressure on a peer that does not read
                         nursery.start_soon(self._handle, channel, message, holder, record,
-                                           slots, nursery.cancel_scope)
+                                           slots, nursery.cancel_scope, gate)
                         continue
                     break  # idle for too long
                 nursery.cancel_scope.cancel()
@@ -248,26 +257,32 @@ class HubService:
         return True
 
     async def _handle(self, channel: MessageChannel, message: Any, holder: str,
-                      record: PeerRecord, slots: trio.Semaphore, stream_scope: trio.CancelScope
-                      ) -> None:
+                      record: PeerRecord, slots: trio.Semaphore, stream_scope: trio.CancelScope,
+                      gate: StreamGate) -> None:
         rid = getattr(message, "rid", 0)
         try:
             async with self._limit:
                 self.counts["requests"] += 1
                 try:
                     with trio.fail_after(self.settings.request_timeout):
-                        reply = await self._answer(message, holder, record)
+                        refusal = await gate.check(message)
+                        reply = refusal or gate.outbound(
+                            await self._answer(gate.inbound(message), holder, record, gate),
+                            message)
                 except trio.TooSlowError:
                     reply = Error(rid, "busy", "request timed out at the hub")
-            if not await self._reply_safely(channel, reply):
+            sent = await self._reply_safely(channel, reply)
+            if isinstance(message, Hello) and isinstance(reply, Error):
+                stream_scope.cancel()  # one refused Hello is all a stream gets
+            elif not sent:
                 # A stream that cannot take a reply (peer gone, or not reading for seconds)
                 # has lost its framing or its reader: stop serving it, freeing its replies.
                 stream_scope.cancel()
         finally:
             slots.release()
 
-    async def _answer(self, msg: Request | Response, holder: str, record: PeerRecord
-                      ) -> Response:
+    async def _answer(self, msg: Request | Response, holder: str, record: PeerRecord,
+                      gate: StreamGate) -> Response:
         if isinstance(msg, QUEUE_REQUEST_TYPES):
             return await self.queues.answer(msg, holder, record.peer_id)
         if isinstance(msg, Lease):
@@ -281,12 +296,12 @@ class HubService:
             envelope = stored.envelope if stored is not None else b""
             self.counts["bytes_out"] += len(envelope)
             lease = answer.lease
-            limits = await self.state.limits(time.time())
+            limits = gate.visible_limits(await self.state.limits(time.time()))
             return LeaseReply(msg.rid, msg.entry_id, answer.outcome.value, envelope,
                               answer.fresh, lease.token if lease else None,
                               lease.ttl if lease else 0.0, dict(limits) or None)
         if isinstance(msg, LimitNote):
-            await self.state.note_limit(msg.resource, msg.until)
+            await self.state.note_limit(gate.limit_key(msg.resource), msg.until)
             return Ok(msg.rid)
         if isinstance(msg, Get):
             self.counts["gets"] += 1
@@ -316,6 +331,7 @@ class HubService:
         if isinstance(msg, Hello):
             record.role, record.arch, record.runner, record.version = (
                 msg.role, msg.arch, msg.runner, msg.version)
+            record.repository = gate.admission.repository if gate.admission else ""
             return Ok(msg.rid)
         if isinstance(msg, Report):
             self.counts["reports"] += 1
@@ -328,6 +344,6 @@ class HubService:
         if isinstance(msg, PeersQuery):
             return PeersReply(msg.rid, [
                 {k: v for k, v in p.items() if isinstance(v, (int, float, str))}
-                for p in self.peers()])
+                for p in self.peers() if gate.sees(str(p.get("repository", "")))])
         return Error(getattr(msg, "rid", 0), "unknown_op",
                      f"{type(msg).__name__} is not a request")
