@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from github_p2p.errors import ConfigError
-from github_p2p.nodes.hub.blindstore import StoredEnvelope
+from github_p2p.nodes.hub.envelopes import StoredEnvelope
 from github_p2p.nodes.hub.limits import ByteBudget, HubGuard, HubLimits, OverBudget
 from github_p2p.p2p.messages import Entry, Error, Lease, LeaseReply, Response
 
@@ -81,6 +81,16 @@ def envelope(size: int) -> bytes:
     return b"e" * size
 
 
+class Store:
+    """Stored envelopes by id, read as the hub state reads them (asynchronously)."""
+
+    def __init__(self, entries: dict[bytes, StoredEnvelope]) -> None:
+        self.entries = entries
+
+    async def get(self, entry_id: bytes) -> StoredEnvelope | None:
+        return self.entries.get(entry_id)
+
+
 def small_guard() -> HubGuard:
     """A budget of two largest replies: a lone peer's share is one of them."""
     return HubGuard(HubLimits(buffer_budget=2 * HubLimits().largest_hold))
@@ -94,7 +104,7 @@ def autojump_clock() -> trio.testing.MockClock:
 async def test_a_reply_that_does_not_fit_waits_without_its_envelope_and_is_read_again(
         autojump_clock):
     guard = small_guard()
-    store = {EID: StoredEnvelope(envelope(3 * MiB), fresh_until=2e9, stored_at=1e9)}
+    store = Store({EID: StoredEnvelope(envelope(3 * MiB), fresh_until=2e9, stored_at=1e9)})
     big: list[Response] = [Entry(1, EID, envelope(3 * MiB), True, 0.0)]
     reply, hold = await guard.reply("p", big, store.get)
     assert big == [] and isinstance(reply, Entry) and hold.amount > 6 * MiB
@@ -113,7 +123,7 @@ async def test_a_reply_that_does_not_fit_waits_without_its_envelope_and_is_read_
         await trio.testing.wait_all_tasks_blocked()
         assert waiting == [] and guard.counts["replies_deferred"] == 1  # ...a big one waits
         hold.release()
-    assert isinstance(waiting[0], Entry) and waiting[0].envelope == store[EID].envelope
+    assert isinstance(waiting[0], Entry) and waiting[0].envelope == store.entries[EID].envelope
     held.release()
     assert guard.budget.used == 0
 
@@ -122,7 +132,7 @@ async def test_what_never_fits_becomes_an_answer_without_an_envelope(autojump_cl
     guard = HubGuard(HubLimits(budget_wait=1.0))
     assert guard.budget.take_now("other", guard.budget.total // 2)
     assert guard.budget.take_now("p", guard.budget.share("p"))
-    gone: dict[bytes, StoredEnvelope] = {}
+    gone = Store({})
     entry, _ = await guard.reply("p", [Entry(1, EID, envelope(MiB), True, 0.0)], gone.get)
     assert isinstance(entry, Error) and entry.code == "busy"
     hit, _ = await guard.reply("p", [LeaseReply(2, EID, "hit", envelope(MiB), True)],

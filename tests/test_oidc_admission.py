@@ -22,6 +22,7 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.core.keys import derive_network_key
 from github_p2p.nodes.oidc import OidcRequest, OidcTokenSource
 from github_p2p.p2p.channel import MessageChannel
@@ -99,7 +100,7 @@ def test_a_runner_admitted_for_another_repository_reads_and_writes_nothing_of_ou
         assert cache(intruder, P1, "ghs_other") == "miss"  # cannot read
         assert cache(intruder, P2, "ghs_other") == "miss"  # and shares what it fetched...
         invalidated = requests.post(intruder.endpoint + "/_p2p/invalidate", json={"path": P1},
-                                    timeout=30)
+                                    headers={CONTROL_HEADER: "1"}, timeout=30)
         assert invalidated.status_code == 200  # ...and deletes, in its own space only
 
         later = fleet.start_peer(env=job_env(sim, HOME))
