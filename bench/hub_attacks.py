@@ -161,7 +161,14 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores", file=sys.stderr)
     rows = []
     if args.before is not None:
-        rows += bench_design("before", str(args.before), 1)
+        # `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH: the
+        # nodes of the earlier design must start from its checkout.
+        here = os.getcwd()
+        os.chdir(args.before)
+        try:
+            rows += bench_design("before", str(args.before), 1)
+        finally:
+            os.chdir(here)
     rows += bench_design("after", None, args.rounds)
     print("\n| design | attack | round | RSS before | peak growth | RSS after | honest p50 / max |")
     print("|---|---|---|---|---|---|---|")
