@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ from github_p2p.errors import ConfigError
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["serve_http", "stop_on_signals", "write_ready_file"]
+__all__ = ["return_large_buffers", "serve_http", "stop_on_signals", "write_ready_file"]
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +102,25 @@ async def stop_on_signals(shutdown: trio.Event) -> None:
             log.info("received %s; stopping", signal.Signals(signum).name)
             shutdown.set()
             return
+
+
+#: glibc's ``mallopt`` parameter for the mmap threshold.
+_M_MMAP_THRESHOLD = -3
+
+
+def return_large_buffers(threshold: int = 128 * 1024) -> bool:
+    """Have glibc serve every allocation of ``threshold`` bytes or more with its own mapping,
+    given back to the system when freed; ``False`` where that cannot be set (not glibc).
+
+    By default glibc raises that threshold each time such a block is freed (up to 32 MiB), so a
+    hub that once held many 4 MiB frames later takes them from its heap, which fragments and is
+    not given back: measured +11 MB of resident memory per attack round, flat with this.
+    """
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    try:
+        mallopt = ctypes.CDLL(libc_name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))

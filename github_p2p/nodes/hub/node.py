@@ -15,7 +15,12 @@ from github_p2p.errors import AdmissionError
 from github_p2p.nodes.endpoint import build_app
 from github_p2p.nodes.hub.service import HubService, HubSettings
 from github_p2p.nodes.mcpmount import HubMcpSettings, hub_mount
-from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
+from github_p2p.nodes.runtime import (
+    return_large_buffers,
+    serve_http,
+    stop_on_signals,
+    write_ready_file,
+)
 from github_p2p.registry import HubRegistrySetup
 
 __all__ = ["run_hub"]
@@ -36,6 +41,8 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
     expired records, and withdraws the hub's record when it stops.
     ``mcp`` says how ``/mcp`` is served (default: loopback, no token, no ``github_get``).
     """
+    # Frames and envelopes of megabytes come and go: let their memory go back to the system.
+    return_large_buffers()
     hub = HubService(settings)
     async with trio.open_nursery() as nursery:
         running = await nursery.start(hub.run)
