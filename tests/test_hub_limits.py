@@ -10,6 +10,7 @@ from github_p2p.errors import ConfigError
 from github_p2p.nodes.hub.envelopes import StoredEnvelope
 from github_p2p.nodes.hub.limits import ByteBudget, HubGuard, HubLimits, OverBudget
 from github_p2p.p2p.messages import Entry, Error, Lease, LeaseReply, Response
+from github_p2p.p2p.queue_messages import QueueClaim
 
 MiB = 1024 * 1024
 EID = bytes(range(32))
@@ -148,14 +149,18 @@ async def test_what_never_fits_becomes_an_answer_without_an_envelope(autojump_cl
 def test_lease_waits_past_a_peers_cap_are_answered_at_once():
     guard = HubGuard(HubLimits(max_lease_waits_per_peer=2, max_lease_waits=3))
     ask = Lease(1, EID, 30.0)
-    with guard.lease("p", ask) as one, guard.lease("p", ask) as two, \
-            guard.lease("p", ask) as three:
+    with guard.waiting("p", ask) as one, guard.waiting("p", ask) as two, \
+            guard.waiting("p", ask) as three:
         assert (one.wait, two.wait, three.wait) == (30.0, 30.0, 0.0)
-        with guard.lease("q", ask) as four:
+        with guard.waiting("q", ask) as four:
             assert four.wait == 0.0  # the hub's cap: three in progress already
-    with guard.lease("q", ask) as again:
+    with guard.waiting("q", ask) as again:
         assert again.wait == 30.0
     assert guard.counts["lease_waits_capped"] == 2 and guard.stats()["lease_waits"] == 0
+    claim = QueueClaim(8, EID, 1, "worker-1", 60.0)  # a work-queue claim waits the same way
+    with guard.waiting("p", claim) as first, guard.waiting("p", claim) as second, \
+            guard.waiting("p", claim) as third:
+        assert (first.wait, second.wait, third.wait) == (60.0, 60.0, 0.0)
 
 
 async def test_a_partial_frame_past_the_peers_share_ends_its_stream():

@@ -20,6 +20,7 @@ from github_p2p.nodes.hub.admission import (
 )
 from github_p2p.nodes.oidc import OidcRequest, OidcTokenSource
 from github_p2p.p2p.messages import MAX_TOKEN, Get, Hello, Put
+from github_p2p.p2p.queue_messages import QueueClaim
 from github_p2p.p2p.wire import decode_body, encode
 
 AUD = "github-p2p-fleet"
@@ -161,6 +162,14 @@ async def test_a_stream_is_bound_to_its_repository(sim):
     assert isinstance(mapped, Put) and isinstance(elsewhere, Put)
     assert len({ident, mapped.entry_id, elsewhere.entry_id}) == 3  # same id, three places
     assert mapped.tag == mapped.entry_id and elsewhere.tag == elsewhere.entry_id
+    claim = QueueClaim(9, ident, 1, "worker", 0.0)  # a work queue is per repository too
+    mine_claim, their_claim = mine.inbound(claim), theirs.inbound(claim)
+    assert isinstance(mine_claim, QueueClaim) and isinstance(their_claim, QueueClaim)
+    assert mine_claim.queue_id == mapped.entry_id != their_claim.queue_id
+    # Rate limits one repository's runners report hold back that repository only.
+    limits = {mine.limit_key("core"): 2e9, theirs.limit_key("search"): 2e9}
+    assert mine.visible_limits(limits) == {"core": 2e9}
+    assert theirs.visible_limits(limits) == {"search": 2e9}
     # A second Hello may not move the stream to another repository.
     moved = await mine.check(Hello(6, "runner", "X64", "r", "1", token_for(sim, "octo/other")))
     assert moved is not None and moved.code == "unauthorized"
