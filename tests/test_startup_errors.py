@@ -98,18 +98,6 @@ def test_a_file_in_the_way_of_the_cache_directory_stops_the_daemon_with_one_line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
 
-def test_a_damaged_store_is_still_moved_aside(tmp_path):
-    directory = tmp_path / "c"
-    directory.mkdir()
-    (directory / "cache.db").write_bytes(b"this is not sqlite" * 100)
-    store = LocalStore(directory)
-    assert store.corruptions == 1
-    store.put("a", entry(), keep_for=10, tag="t")
-    assert store.get("a") == entry()
-    store.close()
-    assert any(p.name.startswith("c.corrupt-") for p in tmp_path.iterdir())
-
-
 def _read_only_prefix(mountpoint: Path) -> tuple[str, ...]:
     """A command prefix that runs its command with ``mountpoint`` a read-only file system (a
     private mount namespace: nothing outside the test sees it)."""
