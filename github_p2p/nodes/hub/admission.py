@@ -296,6 +296,8 @@ class StreamGate:
     def __init__(self, policy: HubAdmission) -> None:
         self._policy = policy
         self.admission: Admission | None = None
+        #: A Hello was refused: the stream is closed (cleanly, so the reason gets through).
+        self.refused = False
         self._map: Callable[[bytes], bytes] | None = None
         self._prefix: str | None = None
 
@@ -318,10 +320,12 @@ class StreamGate:
                 admission = await policy.verify(message.token)
             except AdmissionError as exc:
                 policy.counts["refused"] += 1
+                self.refused = True
                 log.info("refused a runner: %s", exc)
                 return Error(message.rid, "unauthorized", str(exc)[:1024])
             if self.admission is not None and admission.repository != self.admission.repository:
                 policy.counts["refused"] += 1
+                self.refused = True
                 return Error(message.rid, "unauthorized",
                              "this stream is bound to another repository")
             if self.admission is None:

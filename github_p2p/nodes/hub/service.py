@@ -279,7 +279,7 @@ class HubService:
                 # A runner that vanished mid-fill must not keep others waiting for its lease.
                 await self.state.release_holder(holder)
                 await self.queues.release_holder(holder)
-                if clean:
+                if clean or gate.refused:
                     await channel.close()
                 else:
                     # Whatever the peer still sends on it, or has sent unread, is dropped now.
@@ -319,7 +319,7 @@ class HubService:
             reply, hold = await self.guard.reply(
                 peer, pending, self.state.get)
             sent = await self._reply_safely(channel, gate.outbound(reply, message))
-            if isinstance(message, Hello) and isinstance(reply, Error):
+            if gate.refused:
                 stream_scope.cancel()  # one refused Hello is all a stream gets
             elif not sent:
                 # A stream that cannot take a reply (peer gone, or not reading for seconds)
