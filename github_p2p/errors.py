@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AdmissionError",
     "CacheStoreError",
     "ConfigError",
     "DigestMismatchError",
@@ -157,6 +158,11 @@ class FleetError(GitHubP2PError):
 
 class FleetUnavailableError(FleetError):
     """No hub is reachable; callers fall back to the local cache and GitHub."""
+
+
+class AdmissionError(FleetUnavailableError):
+    """A hub that admits runners by GitHub OIDC token refused this one, or the runner could not
+    get a token; the message says why (never the token itself)."""
 
 
 class CacheStoreError(GitHubP2PError):

@@ -26,15 +26,6 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_malformed_bootstrap_entry_is_named_and_exits_2(tmp_path):
-    env = dict(os.environ, GITHUB_P2P_SECRET="some-fleet-secret")
-    good = "/ip4/127.0.0.1/tcp/9100/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
-    out = cli("peer", "--bootstrap", f"{good}, /ip4/999.1.1.1/tcp/x",
-              "--cache-dir", str(tmp_path), env=env)
-    assert out.returncode == 2
-    assert "999.1.1.1" in out.stderr and "Traceback" not in out.stderr
-
-
 def test_address_prints_a_stable_multiaddr(tmp_path):
     ident = tmp_path / "id.key"
     first = cli("address", "--identity", str(ident), "--public-ip", "203.0.113.7")

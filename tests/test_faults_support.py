@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from github_p2p.testing.attacks import rss_mb as rss_mb  # re-exported for the fault tests
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
 from github_p2p.testing.simulator import GitHubSimulator
 
@@ -161,15 +162,6 @@ def assert_accounted(stats: Sequence[Mapping[str, Any]], upstream_calls: int,
 def figures(name: str, **values: Any) -> None:
     """Print one ``FIGURES`` line (``pytest -s`` shows them; docs/security.md records them)."""
     print(f"\nFIGURES {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()), flush=True)
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of ``pid`` in MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def open_fds(pid: int) -> int:

@@ -23,7 +23,7 @@ from test_faults_support import START, node_stats, session
 
 from github_p2p.nodes.endpoint import build_app
 from github_p2p.nodes.proxy import MAX_BODY
-from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.localfleet import LocalFleet, NodeProcess, free_port
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.slow
@@ -259,8 +259,7 @@ GOOD = f"/ip4/127.0.0.1/tcp/9100/p2p/{HUB_ID}"
 ])
 def test_malformed_bootstrap_env_entry_is_named_and_exits_2(tmp_path, bad, named):
     secret = "bootstrap-env-secret-canary"
-    env = dict(os.environ, GITHUB_P2P_SECRET=secret,
-               MCP_P2P_BOOTSTRAP_PEERS=f"{GOOD},\n {bad} ,{GOOD}")
+    env = dict(os.environ, GITHUB_P2P_SECRET=secret, MCP_P2P_BOOTSTRAP_PEERS=f",\n {bad} ,")
     out = subprocess.run([sys.executable, "-m", "github_p2p.cli", "peer", "--cache-dir",
                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
@@ -268,3 +267,23 @@ def test_malformed_bootstrap_env_entry_is_named_and_exits_2(tmp_path, bad, named
     assert len(out.stderr) < 2000  # a long entry is shortened, not echoed in full
     assert secret not in out.stderr + out.stdout
     assert list(tmp_path.iterdir()) == []  # refused before anything started
+
+
+@pytest.mark.parametrize("bad, named", [
+    ("/ip4/127.0.0.1/tcp/9100", "/ip4/127.0.0.1/tcp/9100"),
+    ("/ip4/127.0.0.1/tcp/9100/p2p/" + "Qm" + "x" * 5000, "/ip4/127.0.0.1/tcp/9100/p2p/Qmxxx"),
+])
+def test_a_malformed_entry_among_good_ones_is_a_warning(tmp_path, bad, named):
+    secret = "bootstrap-env-secret-canary"
+    env = dict(os.environ, GITHUB_P2P_SECRET=secret,
+               MCP_P2P_BOOTSTRAP_PEERS=f"{GOOD},\n {bad} ,{GOOD}")
+    out = subprocess.run([sys.executable, "-m", "github_p2p.cli", "peer", "--cache-dir",
+                          str(tmp_path), "--port", str(free_port()),
+                          "--http-port", str(free_port()),
+                          "--listen-host", "127.0.0.1", "--max-lifetime", "1"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr  # started with the good entry, stopped on time
+    warning = [line for line in out.stderr.splitlines() if "ignoring a bootstrap peer" in line]
+    assert len(warning) == 1 and named in warning[0] and "Traceback" not in out.stderr
+    assert len(warning[0]) < 2000  # a long entry is shortened, not echoed in full
+    assert secret not in out.stderr + out.stdout

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -45,12 +46,20 @@ from github_p2p.registry.record import (
     peer_tag,
     seal_record,
 )
-from github_p2p.testing.simulator import GitHubSimulator
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 NOW = 1_800_000_000.0
 REPO = "octo/hello"
 KEYS = registry_keys(bytes(range(32)))
 FOREIGN = registry_keys(bytes(range(1, 33)))
+
+
+@pytest.fixture
+def sim(clock: Any) -> Iterator[GitHubSimulator]:
+    """The simulator on the test's clock (from NOW): comments are posted when the records in
+    them were issued, as readers expect (a record issued after it was posted is refused)."""
+    with GitHubSimulator(SimulatorConfig(rate_limit=5000), clock=clock) as simulator:
+        yield simulator
 
 
 def peer(n: int) -> str:
@@ -61,7 +70,8 @@ def record(n: int, *, expires: float = NOW + 1800, role: str = "runner",
            runner: str | None = None) -> RegistryRecord:
     pid = peer(n)
     return RegistryRecord(pid, (f"/ip4/10.0.0.{n % 250}/tcp/9000/p2p/{pid}",), role, "X64",
-                          runner if runner is not None else f"runner-{n}", NOW - 60, expires)
+                          runner if runner is not None else f"runner-{n}", NOW - 60, NOW - 60,
+                          expires)
 
 
 # -- the record format (pure) ------------------------------------------------------------------
@@ -214,9 +224,11 @@ def test_each_node_keeps_exactly_one_entry(backend: Backend) -> None:
     for minute in range(3):
         reg.publish(record(1, expires=NOW + 1800 + 60 * minute))
     # A restart of the same node (same peer id, a new process) takes over its old entry.
-    backend.registry().publish(record(1, expires=NOW + 9999))
+    restarted = dataclasses.replace(record(1, expires=NOW + 2000), started_at=NOW - 30,
+                                    issued_at=NOW - 30)
+    backend.registry().publish(restarted)
     listing = backend.registry().scan(NOW)
-    assert listing.entries == 1 and listing.live == (record(1, expires=NOW + 9999),)
+    assert listing.entries == 1 and listing.live == (restarted,)
 
 
 def test_runner_names_need_not_be_unique(backend: Backend) -> None:
@@ -230,9 +242,13 @@ def test_withdraw_removes_only_that_node(backend: Backend) -> None:
     reg = backend.registry()
     reg.publish(record(1))
     reg.publish(record(2))
-    assert reg.withdraw(peer(1)) == 1
-    assert reg.withdraw(peer(1)) == 0
-    assert [r.peer_id for r in backend.registry().list_live(NOW)] == [peer(2)]
+    gone = dataclasses.replace(record(1), multiaddrs=(), seq=1, withdrawn=True)
+    assert reg.withdraw(gone) == 1
+    listing = backend.registry().scan(NOW)
+    assert [r.peer_id for r in listing.live] == [peer(2)]
+    # The withdrawal stays in the node's one entry, so that no copy of its record counts.
+    assert listing.entries == 2 and listing.withdrawals == 1
+    assert reg.counters.get("withdrawn") == 1
 
 
 def test_expired_records_are_dropped_and_pruned(backend: Backend) -> None:
@@ -291,11 +307,11 @@ class Clock:
 
 def test_a_beat_reads_publishes_and_on_bootstrap_nodes_prunes(tmp_path: Path) -> None:
     clock = Clock()
-    stale = FileRegistry(tmp_path, KEYS)
+    stale = FileRegistry(tmp_path, KEYS, clock=clock)
     stale.publish(record(9, expires=NOW - 5))
-    runner = RegistryAgent(FileRegistry(tmp_path, KEYS), identity(1),
+    runner = RegistryAgent(FileRegistry(tmp_path, KEYS, clock=clock), identity(1),
                            HeartbeatSettings(interval=60), clock=clock)
-    hub = RegistryAgent(FileRegistry(tmp_path, KEYS), identity(2, "bootstrap"),
+    hub = RegistryAgent(FileRegistry(tmp_path, KEYS, clock=clock), identity(2, "bootstrap"),
                         HeartbeatSettings(interval=60, prune=True), clock=clock)
     first = runner.beat()
     assert first.published and first.pruned == 0 and first.error is None
@@ -339,4 +355,6 @@ async def test_the_agent_task_beats_on_schedule_and_withdraws_on_exit(tmp_path: 
             nursery.cancel_scope.cancel()
     assert seen[:3] == [0, 1, 1]
     assert agent.stats()["registry_heartbeats"] >= 3
-    assert list(tmp_path.glob("*.json")) == []  # withdrawn on the way out
+    # Withdrawn on the way out: the node's one file now holds its withdrawal.
+    listing = FileRegistry(tmp_path, KEYS).scan(time.time())
+    assert listing.live == () and listing.withdrawals == 1 and listing.entries == 1

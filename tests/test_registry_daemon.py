@@ -44,7 +44,8 @@ def test_runner_finds_the_hub_through_the_registry_issue(sim: GitHubSimulator,
     keys = registry_keys(derive_network_key(SECRET))
     now = time.time()
     gone = RegistryRecord("12D3KooWGone", ("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGone",), "runner",
-                          "X64", "crashed-runner", now - 7200, now - 3600)
+                          "X64", "crashed-runner", now - 7200, now - 7200,
+                          now - 3600)
     comment(sim, comment_body(seal_record(keys, gone)))  # a node that crashed an hour ago
     comment(sim, comment_body(seal_record(registry_keys(bytes(32)), gone)))  # forged
     comment(sim, "Please keep this issue open, it is our fleet's registry.")
@@ -85,11 +86,18 @@ def test_runner_finds_the_hub_through_the_registry_issue(sim: GitHubSimulator,
         # No address in what was posted (the API's own URLs of the comments aside).
         assert "127.0.0.1" not in " ".join(comment["body"] for comment in posted)
 
-        # A clean stop deletes the node's own comment.
+        # A clean stop turns the node's own comment into its withdrawal (pruned later).
         assert peer.stop() == 0
-        assert by(sim, PEER_TOKEN)[-1][0] == "DELETE"
+        assert by(sim, PEER_TOKEN)[-1][0] == "PATCH"
         assert hub.stop() == 0
-        assert by(sim, HUB_TOKEN)[-1][0] == "DELETE"
+        assert by(sim, HUB_TOKEN)[-1][0] == "PATCH"
+        listed = subprocess.run(
+            [sys.executable, "-m", "github_p2p.cli", "registry", "list", "--issue", "1"],
+            env={**fleet.env(), "GITHUB_TOKEN": "ghp_operator0001",
+                 "GITHUB_P2P_CACHE_DIR": str(tmp_path / "uncached")},  # not the listing above
+            capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and json.loads(listed.stdout) == []
+        assert "2 withdrawals" in listed.stderr
     left = requests.get(sim.url + COMMENTS, timeout=10).json()
-    assert len(left) == 2 and "keep this issue open" in left[1]["body"]
+    assert len(left) == 4 and "keep this issue open" in left[1]["body"]
     assert os.path.isdir(tmp_path)

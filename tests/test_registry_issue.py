@@ -26,7 +26,7 @@ from github_p2p.registry import (
     registry_keys,
 )
 from github_p2p.registry.record import comment_body, peer_tag, seal_record
-from github_p2p.testing.simulator import GitHubSimulator
+from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 NOW = 1_800_000_000.0
 REPO = "octo/hello"
@@ -37,11 +37,20 @@ KEYS = registry_keys(bytes(range(32)))
 FOREIGN = registry_keys(bytes(range(100, 132)))
 
 
+@pytest.fixture
+def sim(clock: Any) -> Iterator[GitHubSimulator]:
+    """The simulator on the test's clock (from NOW): comments are posted when the records in
+    them were issued, as readers expect (a record issued after it was posted is refused)."""
+    with GitHubSimulator(SimulatorConfig(rate_limit=5000), clock=clock) as simulator:
+        yield simulator
+
+
 def rec(n: int, expires: float) -> RegistryRecord:
     pid = f"12D3KooWNode{n:04d}"
     role = "bootstrap" if n % 2 == 0 else "runner"
     return RegistryRecord(pid, (f"/ip4/203.0.113.{n % 200}/tcp/9100/p2p/{pid}",), role,
-                          "ARM64" if n % 3 else "X64", "ubuntu-latest", NOW - 600, expires)
+                          "ARM64" if n % 3 else "X64", "ubuntu-latest", NOW - 600, NOW - 600,
+                          expires)
 
 
 LIVE = [rec(n, NOW + 60 + n) for n in range(40)]
@@ -112,7 +121,7 @@ def test_every_live_record_is_found_and_nothing_forged_is_accepted(
     listing = reader.scan(NOW)
     assert listing.live == tuple(sorted(LIVE, key=lambda r: r.peer_id))
     assert listing.counts() == {"entries": 250, "live": 40, "expired": 30, "duplicates": 0,
-                                "forged": 60, "malformed": 20, "unrelated": 100}
+                                "withdrawals": 0, "forged": 60, "malformed": 20, "unrelated": 100}
     assert sorted(f.record.peer_id for f in listing.expired) == sorted(
         r.peer_id for r in EXPIRED)
     # All pages, not only the first 100 comments; and every call appears in the statistics.
@@ -149,8 +158,10 @@ def test_a_heartbeat_costs_one_read_pass_and_one_write(crowded: GitHubSimulator)
     assert [len(c) for c in costs] == [4, 4, 4]
     crowded.reset_records()
     assert agent.withdraw() == 1
-    assert calls(crowded) == [("DELETE", f"/repos/{REPO}/issues/comments/{comment_id[0]}", "")]
-    assert registry(crowded).scan(NOW).entries == 250
+    # Withdrawing costs what a heartbeat's write does: the comment becomes the withdrawal.
+    assert calls(crowded) == [patch]
+    after = registry(crowded).scan(NOW)
+    assert after.entries == 251 and after.withdrawals == 1 and len(after.live) == 40
 
 
 def test_the_bootstrap_node_prunes_expired_records_a_bounded_batch_per_beat(
@@ -168,7 +179,7 @@ def test_the_bootstrap_node_prunes_expired_records_a_bounded_batch_per_beat(
     assert deletes == [20, 10, 0]
     after = registry(crowded).scan(NOW)
     assert after.counts() == {"entries": 221, "live": 41, "expired": 0, "duplicates": 0,
-                              "forged": 60, "malformed": 20, "unrelated": 100}
+                              "withdrawals": 0, "forged": 60, "malformed": 20, "unrelated": 100}
     assert hub.stats()["registry_pruned"] == 30
 
 

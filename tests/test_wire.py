@@ -61,6 +61,7 @@ EID_HEX = EID.hex()
 SAMPLES: list[Message] = [
     Hello(1, "runner", "X64", "GitHub Actions 7", "0.1.0"),
     Hello(2, "bootstrap", "ARM64", "hub-eu", "0.1.0"),
+    Hello(2, "runner", "X64", "r", "0.1.0", "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln"),
     Get(3, EID),
     Put(4, EID, b"\x00sealed\xff" * 10, 60.0, 3600.0, None),
     Put(5, EID, b"e", 0.0, 0.0, "lease-abc"),
@@ -500,6 +501,8 @@ def test_payload_above_max_envelope_is_too_large() -> None:
         lambda: Lease(1, EID, 61),
         lambda: Hello(1, "peer", "X64", "r", "1"),  # type: ignore[arg-type]
         lambda: Hello(1, "runner", "X64", "r\x1b[31m", "1"),
+        lambda: Hello(1, "runner", "X64", "r", "1", "not a jwt"),
+        lambda: Hello(1, "runner", "X64", "r", "1", "a.b." + "c" * 8200),
         lambda: Entry(1, EID, b"e", "yes", 0.0),  # type: ignore[arg-type]
         lambda: LeaseReply(1, EID, "timeout", b"", False, "token", 0.0),
         lambda: StatsReply(1, {"a": [1]}),  # type: ignore[dict-item]

@@ -1,9 +1,11 @@
 """The diskcache wrapper both stores share: bounded, multi-process safe, self-healing.
 
 diskcache keeps entries in SQLite plus files, which is safe with several processes writing at
-once. A cache directory that cannot be opened (corrupted by a crash or a full disk) is moved
-aside with a warning and replaced by an empty one; a read or write that fails later becomes a
-miss or "not stored", never an error a user sees.
+once. A directory that cannot hold a store at all (a file is in the way, a read-only file
+system, no permission) is a :class:`~github_p2p.errors.ConfigError` that says so; only a store
+whose database really is damaged (SQLite: "not a database", "malformed") is moved aside with a
+warning and replaced by an empty one. A read or write that fails later becomes a miss or "not
+stored", never an error a user sees.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 
 import diskcache
 
-from github_p2p.errors import CacheStoreError
+from github_p2p.errors import CacheStoreError, ConfigError
 
 __all__ = ["DiskStore"]
 
@@ -36,27 +39,55 @@ class DiskStore:
         self._cache = self._open()
 
     def _open(self) -> diskcache.Cache:
+        self._check_usable()
         try:
             return self._open_once()
-        except _DISK_ERRORS as exc:
-            aside = self.directory.with_name(f"{self.directory.name}.corrupt-{int(time.time())}")
-            log.warning("%s at %s is unreadable (%s); moved it to %s",
-                        self.what, self.directory, exc, aside)
-            self.corruptions += 1
-            try:
-                os.replace(self.directory, aside)
-            except OSError as move_exc:
-                raise CacheStoreError(
-                    f"{self.what} at {self.directory} is corrupt and cannot be moved aside"
-                ) from move_exc
-            try:
-                return self._open_once()
-            except _DISK_ERRORS as again:
-                raise CacheStoreError(f"cannot open {self.what} at {self.directory}") from again
+        except sqlite3.OperationalError as exc:
+            # Locked, unwritable or failing I/O: the store may be perfectly good, keep it.
+            raise ConfigError(f"cannot open {self.what} at {self.directory}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            self._move_aside(exc)
+        except OSError as exc:
+            raise ConfigError(f"cannot open {self.what} at {self.directory}: "
+                              f"{exc.strerror or exc}") from exc
+        try:
+            return self._open_once()
+        except _DISK_ERRORS as again:
+            raise CacheStoreError(f"cannot open {self.what} at {self.directory}") from again
+
+    def _check_usable(self) -> None:
+        """Refuse, naming the reason, a directory that cannot hold a store whatever it holds."""
+        directory = self.directory
+        blocker = next((p for p in (directory, *directory.parents)
+                        if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise ConfigError(f"{self.what} directory {directory} cannot be used: {blocker} "
+                              "is not a directory")
+        try:
+            # Owner only: the local store holds API responses in the clear (private
+            # repositories' too), and a self-hosted runner may have other users.
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            handle, probe = tempfile.mkstemp(dir=directory, prefix=".write-probe-")
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"{self.what} directory {directory} is not writable: "
+                              f"{exc.strerror or exc}") from exc
+
+    def _move_aside(self, exc: Exception) -> None:
+        aside = self.directory.with_name(f"{self.directory.name}.corrupt-{int(time.time())}")
+        log.warning("%s at %s is damaged (%s); moved it to %s",
+                    self.what, self.directory, exc, aside)
+        self.corruptions += 1
+        try:
+            os.replace(self.directory, aside)
+        except OSError as move_exc:
+            raise CacheStoreError(
+                f"{self.what} at {self.directory} is damaged and cannot be moved aside: "
+                f"{move_exc.strerror or move_exc}"
+            ) from move_exc
 
     def _open_once(self) -> diskcache.Cache:
-        # Owner only: the local store holds API responses in the clear (private repositories'
-        # too), and a self-hosted runner may have other users.
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         cache = diskcache.Cache(
             str(self.directory),

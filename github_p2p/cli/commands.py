@@ -69,6 +69,12 @@ def register(sub: Any) -> None:
     hub.add_argument("--public-ip", help="address to advertise in the printed multiaddr")
     hub.add_argument("--ready-file", type=Path)
     hub.add_argument("--size-limit-mb", type=int, default=1024)
+    hub.add_argument("--oidc-audience", metavar="AUD",
+                     help="admit only runners presenting a GitHub Actions OIDC token for AUD, "
+                     "each bound to the repository the token names")
+    hub.add_argument("--oidc-issuer", metavar="URL",
+                     help="the OIDC issuer to trust (default "
+                     "https://token.actions.githubusercontent.com)")
     hub.add_argument("--publish-secret", metavar="OWNER/REPO",
                      help="once listening, set the repository's MCP_P2P_BOOTSTRAP_PEERS secret "
                      "to this node's --public-ip multiaddr (token: GITHUB_TOKEN/GH_TOKEN)")
@@ -137,12 +143,10 @@ def _fleet_ready(command: str) -> None:
 
 def _cmd_peer(args: argparse.Namespace) -> int:
     _fleet_ready("peer")
-    from github_p2p.p2p.addresses import parse_bootstrap_peers
-
     # Validate the configuration before the slow imports (libp2p takes a second or more).
     raw = args.bootstrap if args.bootstrap is not None else os.environ.get(
         "MCP_P2P_BOOTSTRAP_PEERS", "")
-    bootstrap = tuple(parse_bootstrap_peers(raw)) if raw.strip() else ()
+    bootstrap = _bootstrap_peers(raw)
 
     import trio
 
@@ -153,7 +157,12 @@ def _cmd_peer(args: argparse.Namespace) -> int:
     http_port = args.http_port if args.http_port is not None else default_http_port(port)
     if http_port == port:
         raise ConfigError(f"--port and --http-port must differ (both {port})")
+    from github_p2p.nodes.oidc import OidcRequest
+
     secret = resolve_secret(os.environ)
+    oidc, oidc_warning = OidcRequest.from_env(os.environ)
+    if oidc_warning and bootstrap:
+        print(f"github-p2p: warning: {oidc_warning}", file=sys.stderr)
     registry = registry_cli.options_from_args(args, os.environ)
     if registry is not None and not secret.secret:
         print("github-p2p: warning: no fleet secret; not joining the peer registry",
@@ -168,26 +177,45 @@ def _cmd_peer(args: argparse.Namespace) -> int:
         bootstrap=bootstrap, listen_host=args.listen_host, port=port, http_port=http_port,
         ready_file=args.ready_file, max_lifetime=args.max_lifetime, arch=arch,
         runner_name=os.environ.get("RUNNER_NAME") or socket.gethostname(),
-        registry=registry,
+        registry=registry, oidc=oidc,
     )
     daemon = PeerDaemon(settings)
     trio.run(daemon.run)
     return 0
 
 
+def _bootstrap_peers(raw: str) -> tuple[str, ...]:
+    """The usable bootstrap peers of ``raw``; each malformed entry is named in a warning, and
+    only a list with no usable entry at all is a configuration error."""
+    from github_p2p.p2p.addresses import split_bootstrap_peers
+
+    peers = split_bootstrap_peers(raw)
+    if peers.bad and not peers.good:
+        raise ConfigError(peers.bad[0][1])
+    for _, reason in peers.bad:
+        print(f"github-p2p: warning: ignoring a bootstrap peer: {reason}", file=sys.stderr)
+    return peers.good
+
+
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
     _fleet_ready("bootstrap")
     import trio
 
+    from github_p2p.nodes.hub.admission import GITHUB_ISSUER, OidcSettings
     from github_p2p.nodes.hub.node import run_hub
     from github_p2p.nodes.hub.service import HubSettings
 
     cache_dir = _cache_dir(args.cache_dir)
+    oidc = None
+    if args.oidc_audience is not None:
+        oidc = OidcSettings(args.oidc_audience, args.oidc_issuer or GITHUB_ISSUER)
+    elif args.oidc_issuer is not None:
+        raise ConfigError("--oidc-issuer needs --oidc-audience")
     settings = HubSettings(
         cache_dir=cache_dir, network_key=hub_network_key(os.environ),
         listen_host=args.listen_host, port=args.port,
         identity_file=str(args.identity or cache_dir / "identity.key"),
-        public_ip=args.public_ip, size_limit=args.size_limit_mb * 1024 * 1024,
+        public_ip=args.public_ip, size_limit=args.size_limit_mb * 1024 * 1024, oidc=oidc,
     )
     publish = None
     if args.publish_secret:

@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from github_p2p import __version__
-from github_p2p.errors import ConfigError, GitHubHTTPError, GitHubP2PError
+from github_p2p.errors import ConfigError, GitHubP2PError
+
+if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["build_parser", "main"]
 
@@ -61,17 +64,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
         return result
-    except ConfigError as exc:
-        print(f"github-p2p: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except GitHubHTTPError as exc:
-        print(f"github-p2p: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
     except GitHubP2PError as exc:
-        print(f"github-p2p: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _report(exc)
+    except BaseExceptionGroup as group:
+        # A daemon's nursery wraps what one of its tasks raised (an HTTP port in use...).
+        sole = _sole_exception(group)
+        if isinstance(sole, GitHubP2PError):
+            return _report(sole)
+        raise
     except KeyboardInterrupt:
         return 130
+
+
+def _report(exc: GitHubP2PError) -> int:
+    print(f"github-p2p: {exc}", file=sys.stderr)
+    return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
+
+
+def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from github_p2p.core.sealing import FleetSeal
 from github_p2p.core.stats import Stats
 from github_p2p.nodes.endpoint import build_app
 from github_p2p.nodes.mcpmount import daemon_mount
+from github_p2p.nodes.oidc import OidcRequest, OidcTokenSource
 from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
 from github_p2p.p2p.host import HostSettings, running_host
 from github_p2p.p2p.link import HubLink, LinkSettings
@@ -82,6 +83,8 @@ class PeerSettings:
     registry: RegistryOptions | None = None
     #: PBKDF2 iterations; only tests lower it.
     kdf_iterations: int | None = None
+    #: Present a GitHub Actions OIDC token for this audience to the hubs.
+    oidc: OidcRequest | None = None
 
 
 class PeerDaemon:
@@ -103,6 +106,7 @@ class PeerDaemon:
         self.queues: DaemonQueues | None = None
         self._new_link: Callable[[str], HubLink] | None = None
         self._link_nursery: trio.Nursery | None = None
+        self._oidc = OidcTokenSource(settings.oidc) if settings.oidc is not None else None
         self.started_at = time.time()
 
     # -- NodeView ----------------------------------------------------------------------------
@@ -151,6 +155,14 @@ class PeerDaemon:
         return Hello(rid, "runner", self.settings.arch[:64], self.settings.runner_name[:200],
                      __version__)
 
+    async def _credentials(self, fresh: bool) -> str | None:
+        """The OIDC token for a hub's ``Hello`` (a blocking request: in a worker thread)."""
+        source = self._oidc
+        if source is None:
+            return None
+        token: str = await trio.to_thread.run_sync(lambda: source.token(fresh=fresh))
+        return token
+
     def _report(self) -> dict[str, Scalar]:
         """Our counters for the hub's fleet totals (numbers only: the wire takes no nulls)."""
         return {name: value for name, value in self.stats_counters.snapshot().items()
@@ -176,7 +188,8 @@ class PeerDaemon:
                 fleet = None
                 if fleet_on and keys is not None:
                     def new_link(addr: str) -> HubLink:
-                        return HubLink(running, addr, self._hello, s.link, report=self._report)
+                        return HubLink(running, addr, self._hello, s.link, report=self._report,
+                                       credentials=self._credentials)
 
                     self._new_link = new_link
                     self.links = [new_link(addr) for addr in s.bootstrap]

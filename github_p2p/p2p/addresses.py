@@ -1,25 +1,55 @@
 """Multiaddr parsing for the fleet (pure: no sockets, no environment, no libp2p import).
 
 The bootstrap peers come from one secret, ``MCP_P2P_BOOTSTRAP_PEERS``: multiaddrs separated by
-commas, spaces or newlines. They are validated up front, so a typo is a configuration error that
-names the bad entry (exit code 2) rather than a dial that fails minutes later.
+commas, spaces or newlines. They are validated up front, so a typo is named at once rather than
+found by a dial that fails minutes later: :func:`split_bootstrap_peers` keeps the good entries
+and names the bad ones (a daemon starts with the good ones and warns), and
+:func:`parse_bootstrap_peers` refuses the whole list (what a node publishes must be right).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 
 from multiaddr import Multiaddr
 
 from github_p2p.errors import ConfigError
 
-__all__ = ["is_host", "parse_bootstrap_peers", "tcp_multiaddr"]
+__all__ = ["BootstrapPeers", "is_host", "parse_bootstrap_peers", "split_bootstrap_peers",
+           "tcp_multiaddr"]
 
 _DIAL_PROTOCOLS = frozenset({"ip4", "ip6", "dns", "dns4", "dns6"})
 _SEPARATORS = re.compile(r"[\s,]+")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+
+
+@dataclass(frozen=True)
+class BootstrapPeers:
+    """The entries of a bootstrap list: usable ones (canonical, in order, without duplicates)
+    and the malformed ones with the reason, each ``(entry, reason)``."""
+
+    good: tuple[str, ...]
+    bad: tuple[tuple[str, str], ...]
+
+
+def split_bootstrap_peers(text: str) -> BootstrapPeers:
+    """Split ``MCP_P2P_BOOTSTRAP_PEERS`` and sort its entries into good and malformed ones."""
+    good: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for entry in _SEPARATORS.split(text.strip()):
+        if not entry:
+            continue
+        try:
+            canonical = _validate_bootstrap_peer(entry)
+        except ConfigError as exc:
+            bad.append((entry, str(exc)))
+            continue
+        if canonical not in good:
+            good.append(canonical)
+    return BootstrapPeers(tuple(good), tuple(bad))
 
 
 def parse_bootstrap_peers(text: str) -> list[str]:

@@ -9,6 +9,7 @@ writes encoded messages, one writer at a time. Any libp2p stream failure becomes
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -18,9 +19,10 @@ from github_p2p.errors import FleetUnavailableError
 from github_p2p.p2p.messages import Message
 from github_p2p.p2p.wire import FrameDecoder, WireLimits, encode
 
-__all__ = ["MessageChannel"]
+__all__ = ["READ_SIZE", "MessageChannel"]
 
-_READ_SIZE = 64 * 1024
+#: Bytes asked of the stream per read.
+READ_SIZE = 64 * 1024
 
 
 class MessageChannel:
@@ -33,8 +35,18 @@ class MessageChannel:
         self._send_lock = trio.Lock()
         self._outgoing: list[bytes] = []
 
-    async def receive(self) -> Message | None:
+    @property
+    def pending(self) -> int:
+        """Bytes the decoder will hold once the frame it is receiving is complete."""
+        return self._decoder.pending
+
+    async def receive(self, before_read: Callable[[int], Awaitable[None]] | None = None
+                      ) -> Message | None:
         """The next message, or ``None`` when the stream ended.
+
+        ``before_read(n)``, when given, is awaited before each read from the stream with
+        :attr:`pending` (one read adds at most 64 KiB to it): a receiver's chance to budget,
+        wait or give up (by raising) before a peer's partial frame grows.
 
         Raises :class:`~github_p2p.errors.RemoteProtocolError` for a malformed frame.
         """
@@ -44,8 +56,10 @@ class MessageChannel:
                 return message
             if self._decoder.closed:
                 return None
+            if before_read is not None:
+                await before_read(self._decoder.pending)
             try:
-                data = await self.stream.read(_READ_SIZE)
+                data = await self.stream.read(READ_SIZE)
             except (IOException, EOFError):
                 data = b""
             self._decoder.receive_data(bytes(data))

@@ -8,6 +8,7 @@ the contract. :func:`~github_p2p.p2p.messages.message_from_meta` turns that into
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, NoReturn, TypeAlias
@@ -18,6 +19,7 @@ __all__ = [
     "ENTRY_ID_SIZE",
     "MAX_RID",
     "MAX_TEXT",
+    "MAX_TOKEN",
     "Scalar",
     "blob",
     "check_choice",
@@ -25,6 +27,7 @@ __all__ = [
     "check_flag",
     "check_rid",
     "check_text",
+    "check_token",
     "fail",
     "number",
     "record",
@@ -37,6 +40,10 @@ ENTRY_ID_SIZE: Final = 32
 MAX_RID: Final = 2**32 - 1
 #: Bound on every short string (names, versions, tokens, stats keys and values).
 MAX_TEXT: Final = 256
+#: Bound on a credential a peer presents (a GitHub Actions OIDC JWT is 1-2 KB).
+MAX_TOKEN: Final = 8192
+# A compact JWS: three base64url parts, the last one possibly empty (never accepted anyway).
+_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Integers in stats and peer records must fit a signed 64-bit slot in any implementation.
 _MAX_SCALAR_INT: Final = 2**63 - 1
 
@@ -76,6 +83,14 @@ def check_text(value: object, name: str, *, limit: int = MAX_TEXT, empty: bool =
     # lone surrogates, which could not be encoded as UTF-8.
     if not value.isprintable():
         fail(f"{name} must be printable text")
+
+
+def check_token(value: object, name: str) -> None:
+    """A compact JWT of at most :data:`MAX_TOKEN` characters (the value is never echoed)."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TOKEN:
+        fail(f"{name} must be 1..{MAX_TOKEN} characters")
+    if not _JWT.fullmatch(value):
+        fail(f"{name} must be a compact JWT (three base64url parts)")
 
 
 def check_choice(value: object, name: str, choices: frozenset[str]) -> None:

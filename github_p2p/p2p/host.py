@@ -45,6 +45,14 @@ regression test that fails without it (``tests/test_host*.py``):
   5-10 KB each, ~45 MB after 5,000 short-lived runners. We run each handler of the swarm we
   built in its own cancel scope and a sweeper cancels the scopes whose socket has been closed
   for a whole sweep interval (by then the connection is gone: only the barrier is left).
+* :attr:`Workaround.ENFORCE_RECEIVE_WINDOW`: yamux buffers every DATA frame it receives, even
+  past the receive window it granted (it logs "peer exceeded receive window" and goes on), so a
+  peer that ignores flow control can make a node hold any amount of data for a stream the node
+  is not reading. :func:`set_safe_stream_handler` makes each connection it serves refuse such a
+  frame: the stream is closed and the data dropped (go-yamux closes the whole session).
+* :attr:`Workaround.DISCARD_ON_RESET`: resetting a yamux stream keeps the data it had not read
+  yet, and its bookkeeping, until the muxer's sweeper comes by 30 to 90 s later (the sweeper
+  only drops drained buffers at once). :func:`reset_stream` drops both at once.
 * :attr:`Workaround.CLOSE_ON_EXIT`: leaving ``host.run()`` does not close the listeners and
   connections; only ``host.close()`` does. :func:`running_host` always awaits it, shielded and
   bounded, even on error or cancellation.
@@ -104,6 +112,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
 from github_p2p.errors import ConfigError, FleetUnavailableError
+from github_p2p.p2p import muxer
 from github_p2p.p2p.addresses import is_host, parse_bootstrap_peers, tcp_multiaddr
 from github_p2p.p2p.identity import load_or_create_identity
 
@@ -118,7 +127,9 @@ __all__ = [
     "Workaround",
     "dial",
     "load_or_create_identity",
+    "muxer_buffered_bytes",
     "parse_bootstrap_peers",
+    "reset_stream",
     "running_host",
     "set_safe_stream_handler",
 ]
@@ -150,6 +161,8 @@ class Workaround(enum.Enum):
     FORGET_STALE_ADDRS = "forget-stale-addrs"
     CLOSE_ON_EXIT = "close-on-exit"
     RECLAIM_INBOUND_TASKS = "reclaim-inbound-tasks"
+    ENFORCE_RECEIVE_WINDOW = "enforce-receive-window"
+    DISCARD_ON_RESET = "discard-on-reset"
 
 
 ALL_WORKAROUNDS: frozenset[Workaround] = frozenset(Workaround)
@@ -311,6 +324,11 @@ async def dial(running: RunningHost, multiaddr: str, timeout: float) -> str:
     return str(info.peer_id)
 
 
+def muxer_buffered_bytes(running: RunningHost) -> int:
+    """Bytes the stream muxer holds for streams that have not read them yet (all peers)."""
+    return muxer.buffered_bytes(_swarm(running.host).get_connections())
+
+
 def set_safe_stream_handler(running: RunningHost, protocol_id: str, handler: StreamHandler) -> None:
     """Serve ``protocol_id`` with ``handler``; an exception it raises resets only that stream.
 
@@ -322,6 +340,8 @@ def set_safe_stream_handler(running: RunningHost, protocol_id: str, handler: Str
         return
 
     async def safe_handler(stream: INetStream) -> None:
+        if Workaround.ENFORCE_RECEIVE_WINDOW in running.settings.workarounds:
+            muxer.enforce_receive_window(stream)
         try:
             await handler(stream)
         except Exception:
@@ -338,6 +358,13 @@ def set_safe_stream_handler(running: RunningHost, protocol_id: str, handler: Str
                     logger.debug("resetting the failed stream failed too", exc_info=True)
 
     running.host.set_stream_handler(TProtocol(protocol_id), safe_handler)
+
+
+async def reset_stream(running: RunningHost, stream: INetStream) -> None:
+    """Reset ``stream`` and drop at once what the muxer still holds for it (see
+    :attr:`Workaround.DISCARD_ON_RESET`). Never raises: the stream may be dead already."""
+    await muxer.reset_stream(
+        stream, discard=Workaround.DISCARD_ON_RESET in running.settings.workarounds)
 
 
 # --- building -------------------------------------------------------------------------------

@@ -4,16 +4,21 @@ Requests carry a request id (``rid``), so many can be in flight on the one strea
 stream costs ~0.7 ms per exchange against ~2.8 ms for a stream per request, NOTES.md). When the
 stream dies every pending request fails at once with :class:`FleetUnavailableError`, and the
 link dials again with capped exponential backoff, so a restarted hub is found within seconds.
+
+A hub that admits runners by GitHub OIDC token gets one in the ``Hello`` of every connection
+(``credentials``); a hub that refuses it is retried only every ``refused_backoff`` seconds, with
+a fresh token, and the reason is kept in :attr:`HubLink.last_error`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +26,12 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID as PeerID
 
-from github_p2p.errors import FleetUnavailableError, LocalProtocolError, RemoteProtocolError
+from github_p2p.errors import (
+    AdmissionError,
+    FleetUnavailableError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from github_p2p.p2p.channel import MessageChannel
 from github_p2p.p2p.host import RunningHost, dial
 from github_p2p.p2p.messages import Error, Hello, Ok, Report, Request, Response, Scalar
@@ -42,10 +52,12 @@ class LinkSettings:
     backoff_max: float = 5.0
     #: How often the runner's counters go to the hub (only when they changed).
     report_interval: float = 2.0
+    #: How long a hub that refused to admit us is left alone before we try again.
+    refused_backoff: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("dial_timeout", "request_timeout", "backoff_initial", "backoff_max",
-                     "report_interval"):
+                     "report_interval", "refused_backoff"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be positive")
@@ -62,13 +74,18 @@ class HubLink:
 
     def __init__(self, running: RunningHost, multiaddr: str, hello: Callable[[int], Hello],
                  settings: LinkSettings | None = None, *,
-                 report: Callable[[], Mapping[str, Scalar]] | None = None) -> None:
+                 report: Callable[[], Mapping[str, Scalar]] | None = None,
+                 credentials: Callable[[bool], Awaitable[str | None]] | None = None) -> None:
+        """``credentials(fresh)`` gives the OIDC token for each ``Hello`` (``fresh`` after a
+        refusal), or ``None``; it may raise :class:`AdmissionError`."""
         self.running = running
         self.multiaddr = multiaddr
         self.hub_id = multiaddr.rsplit("/p2p/", 1)[-1]
         self.settings = settings or LinkSettings()
         self._hello = hello
         self._report = report
+        self._credentials = credentials
+        self._refused = False
         self._channel: MessageChannel | None = None
         self._pending: dict[int, _Pending] = {}
         self._rids = itertools.count(1)
@@ -88,6 +105,15 @@ class HubLink:
         while True:
             try:
                 channel = await self._connect()
+            except AdmissionError as exc:
+                self.last_error = str(exc)
+                self._refused = True
+                log.warning("not admitted by hub %s: %s", self.hub_id, exc)
+                if first:
+                    task_status.started()
+                    first = False
+                await trio.sleep(self.settings.refused_backoff)
+                continue
             except FleetUnavailableError as exc:
                 self.last_error = str(exc)
                 log.warning("hub %s unreachable: %s", self.multiaddr, exc)
@@ -97,6 +123,7 @@ class HubLink:
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.backoff_max)
                 continue
+            self._refused = False
             backoff = self.settings.backoff_initial
             self._channel = channel
             self.connected_since = time.time()
@@ -136,14 +163,26 @@ class HubLink:
         # Introduce ourselves before any other request, on the stream itself.
         rid = next(self._rids)
         try:
+            hello = self._hello(rid)
+            if self._credentials is not None:
+                hello = dataclasses.replace(hello, token=await self._credentials(self._refused))
+        except AdmissionError:
+            await channel.close()
+            raise
+        except LocalProtocolError as exc:
+            await channel.close()
+            raise AdmissionError(f"the OIDC token does not fit a Hello: {exc}") from exc
+        try:
             with trio.fail_after(settings.request_timeout):
-                await channel.send(self._hello(rid))
+                await channel.send(hello)
                 reply = await channel.receive()
         except (trio.TooSlowError, RemoteProtocolError, FleetUnavailableError) as exc:
             await channel.close()
             raise FleetUnavailableError(f"hub {peer_id} did not answer hello") from exc
         if not isinstance(reply, Ok):
             await channel.close()
+            if isinstance(reply, Error) and reply.code == "unauthorized":
+                raise AdmissionError(f"hub {peer_id} refused admission: {reply.message}")
             raise FleetUnavailableError(f"hub {peer_id} refused hello: {reply!r}")
         return channel
 

@@ -23,6 +23,7 @@ from github_p2p.p2p.fields import (
     ENTRY_ID_SIZE,
     MAX_RID,
     MAX_TEXT,
+    MAX_TOKEN,
     Scalar,
     blob,
     check_choice,
@@ -30,6 +31,7 @@ from github_p2p.p2p.fields import (
     check_flag,
     check_rid,
     check_text,
+    check_token,
     fail,
     number,
     record,
@@ -50,6 +52,7 @@ __all__ = [
     "MAX_LEASE_WAIT",
     "MAX_RID",
     "MAX_TEXT",
+    "MAX_TOKEN",
     "MESSAGE_TYPES",
     "REQUEST_TYPES",
     "RESPONSE_TYPES",
@@ -89,7 +92,8 @@ MAX_LEASE_WAIT: Final = 60.0
 Role: TypeAlias = Literal["runner", "bootstrap"]
 LeaseOutcome: TypeAlias = Literal["hit", "granted", "filled", "timeout"]
 ErrorCode: TypeAlias = Literal[
-    "bad_version", "unknown_op", "bad_message", "too_large", "not_found", "busy", "internal"
+    "bad_version", "unknown_op", "bad_message", "too_large", "not_found", "busy", "internal",
+    "unauthorized",
 ]
 
 ROLES: Final[frozenset[str]] = frozenset(get_args(Role))
@@ -123,7 +127,10 @@ class FrameRejected(RemoteProtocolError):
 
 @dataclass(frozen=True)
 class Hello:
-    """A peer introduces itself; answered by :class:`Ok`."""
+    """A peer introduces itself; answered by :class:`Ok`, or by an :class:`Error`
+    ``unauthorized`` when the hub admits runners only with a GitHub Actions OIDC ``token`` (a
+    JWT, at most :data:`MAX_TOKEN` characters) and this one has none it accepts. A stream
+    carries one identity: the hub reads the token of the stream's first accepted ``Hello``."""
 
     OP: ClassVar[int] = 0x01
     rid: int
@@ -131,6 +138,7 @@ class Hello:
     arch: str
     runner: str
     version: str
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_rid(self.rid)
@@ -138,6 +146,8 @@ class Hello:
         check_text(self.arch, "arch")
         check_text(self.runner, "runner")
         check_text(self.version, "version")
+        if self.token is not None:
+            check_token(self.token, "token")
 
 
 @dataclass(frozen=True)

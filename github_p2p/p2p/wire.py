@@ -329,6 +329,15 @@ class FrameDecoder:
         return self._limits
 
     @property
+    def pending(self) -> int:
+        """Bytes this decoder will hold once the frame it is receiving is complete: the frame's
+        end when its length prefix has been read, else what it holds now (a receiver can
+        budget a peer's partial frames with it)."""
+        if self._frame is None:
+            return len(self._buffer)
+        return max(self._frame[1], len(self._buffer))
+
+    @property
     def closed(self) -> bool:
         """EOF was received and every frame before it has been returned."""
         return self._eof and not self._buffer and self._failure is None

@@ -3,8 +3,10 @@
 One heartbeat is one read pass (:meth:`Registry.scan`), one upsert of the node's own entry, and,
 on a bootstrap node, the pruning of expired entries (bounded per beat). Heartbeats are spaced
 ``interval`` apart with jitter, so a fleet started at once does not beat in lockstep; records
-expire after ``ttl`` (several intervals), so a missed beat or two does not drop a node. A
-clean shutdown withdraws the entry.
+expire after ``ttl`` (several intervals), so a missed beat or two does not drop a node, and
+readers believe no record longer than :attr:`HeartbeatSettings.max_age`. Each record of a run
+carries the next sequence number. A clean shutdown replaces the entry with a withdrawal, which
+no copy of an earlier record can outlive (see :mod:`.listing`).
 
 :meth:`RegistryAgent.beat` is synchronous (registries do blocking I/O); :meth:`RegistryAgent.run`
 is the trio task a daemon starts in its nursery, running each beat in a worker thread.
@@ -66,6 +68,13 @@ class HeartbeatSettings:
         """Seconds a published record stays live."""
         return self.ttl if self.ttl is not None else 3 * self.interval
 
+    @property
+    def max_age(self) -> float:
+        """Longest this node believes anyone's record, whatever the record claims: its
+        lifetime plus one interval (four intervals by default). Nodes of one fleet should
+        share one interval."""
+        return self.lifetime + self.interval
+
 
 @dataclass(frozen=True)
 class Heartbeat:
@@ -111,6 +120,7 @@ class RegistryAgent:
         self._uniform = uniform
         self._on_listing = on_listing
         self._published = False
+        self._seq = 0
         # A beat abandoned by a timeout may still be running in its thread.
         self._lock = threading.Lock()
 
@@ -137,7 +147,9 @@ class RegistryAgent:
             try:
                 listing = self.registry.scan(now)
                 self.latest = listing
-                self.registry.publish(self.identity.record(now + self.settings.lifetime))
+                self._seq += 1
+                self.registry.publish(self.identity.record(now, now + self.settings.lifetime,
+                                                           self._seq))
                 published = self._published = True
                 if self.settings.prune:
                     pruned = self.registry.prune(now, listing=listing,
@@ -156,18 +168,22 @@ class RegistryAgent:
                              counters.get("api_calls") - before[1], error)
 
     def withdraw(self) -> int:
-        """Delete our entry (clean shutdown); 0 when nothing was ever published."""
+        """Replace our entry with a withdrawal (clean shutdown); 0 when nothing was ever
+        published."""
         with self._lock:
             if not self._published:
                 return 0
+            now = self._clock()
+            self._seq += 1
+            withdrawal = self.identity.withdrawal(now, now + self.settings.max_age, self._seq)
             try:
-                deleted = self.registry.withdraw(self.identity.peer_id)
+                written = self.registry.withdraw(withdrawal)
             except Exception as exc:  # shutting down: report, never raise
                 self.registry.counters.add("errors")
                 log.warning("could not withdraw from the registry: %s", exc)
                 return 0
             self._published = False
-            return deleted
+            return written
 
     async def _beat(self) -> None:
         beat = await _in_thread(self.beat)

@@ -3,7 +3,9 @@ self-hosted runners that share a disk.
 
 Files hold the same sealed record as issue comments (:func:`~.record.file_document`), named
 ``<tag>.json`` after the peer's marker. Writes are atomic (a temporary file in the same
-directory, then ``os.replace``), so readers never see half a record.
+directory, then ``os.replace``), so readers never see half a record. A file's modification time
+is when it was posted (the writer stamps it with its clock), for the readers' cap on a record's
+lifetime (see :mod:`.listing`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from github_p2p.core.keys import FleetKeys
 from github_p2p.errors import ConfigError
 from github_p2p.registry.interface import RegistryCounters
-from github_p2p.registry.listing import Listing, classify
+from github_p2p.registry.listing import DEFAULT_MAX_AGE, Document, Listing, classify
 from github_p2p.registry.record import (
     MAX_DOCUMENT,
     RegistryRecord,
@@ -47,6 +49,7 @@ class FileRegistry:
         clock: Callable[[], float] = time.time,
         random: Callable[[int], bytes] = os.urandom,
         max_files: int = 10_000,
+        max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self.directory = Path(directory)
         self.counters = RegistryCounters()
@@ -54,6 +57,7 @@ class FileRegistry:
         self._clock = clock
         self._random = random
         self._max_files = max_files
+        self._max_age = max_age
         self._lock = threading.Lock()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -64,13 +68,14 @@ class FileRegistry:
     def _path(self, peer_id: str) -> Path:
         return self.directory / (peer_tag(self._keys, peer_id) + _SUFFIX)
 
-    def _read(self, path: Path) -> str:
+    def _read(self, name: str) -> Document:
         try:
-            with path.open("rb") as handle:
+            with (self.directory / name).open("rb") as handle:
+                posted = os.fstat(handle.fileno()).st_mtime
                 data = handle.read(MAX_DOCUMENT + 1)
         except OSError:
-            return ""  # vanished or unreadable: classified as malformed
-        return data.decode("utf-8", "replace")
+            return Document(name, "")  # vanished or unreadable: classified as malformed
+        return Document(name, data.decode("utf-8", "replace"), posted)
 
     def scan(self, now: float) -> Listing:
         """Read every ``*.json`` file of the directory and classify it."""
@@ -85,8 +90,8 @@ class FileRegistry:
                         len(names), self._max_files)
             names = names[: self._max_files]
         self.counters.add("requests", len(names))
-        documents = [(name, self._read(self.directory / name)) for name in names]
-        listing = classify(self._keys, documents, now, parse_file)
+        documents = [self._read(name) for name in names]
+        listing = classify(self._keys, documents, now, parse_file, self._max_age)
         self.counters.observe(listing)
         return listing
 
@@ -96,23 +101,35 @@ class FileRegistry:
 
     def publish(self, record: RegistryRecord) -> None:
         """Write this peer's file atomically (replacing the previous one)."""
+        with self._lock:
+            self._write(record)
+            self.counters.add("published")
+
+    def withdraw(self, withdrawal: RegistryRecord) -> int:
+        """Replace this peer's file with its withdrawal."""
+        with self._lock:
+            self._write(withdrawal)
+            self.counters.add("withdrawn")
+            return 1
+
+    def _write(self, record: RegistryRecord) -> None:
         text = file_document(seal_record(self._keys, record, random=self._random))
         target = self._path(record.peer_id)
         temporary = target.with_name(f".{target.stem}.{os.getpid()}.{self._random(4).hex()}.tmp")
-        with self._lock:
-            try:
-                with temporary.open("w", encoding="utf-8") as handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    temporary.unlink()
-                raise ConfigError(f"cannot write to the registry directory {self.directory}: "
-                                  f"{exc.strerror}") from exc
-            self.counters.add("requests")
-            self.counters.add("published")
+        now = self._clock()
+        try:
+            with temporary.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.utime(temporary, (now, now))  # posted now, by our clock
+            os.replace(temporary, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise ConfigError(f"cannot write to the registry directory {self.directory}: "
+                              f"{exc.strerror}") from exc
+        self.counters.add("requests")
 
     def _unlink(self, path: Path) -> bool:
         self.counters.add("requests")
@@ -125,13 +142,6 @@ class FileRegistry:
             log.warning("cannot delete registry file %s: %s", path.name, exc.strerror)
             return False
         return True
-
-    def withdraw(self, peer_id: str) -> int:
-        """Delete this peer's file."""
-        with self._lock:
-            deleted = int(self._unlink(self._path(peer_id)))
-            self.counters.add("withdrawn", deleted)
-            return deleted
 
     def prune(self, now: float, *, listing: Listing | None = None,
               limit: int | None = None) -> int:

@@ -14,7 +14,7 @@ __all__ = ["COUNTERS", "GAUGES", "Registry", "RegistryCounters"]
 COUNTERS = ("requests", "api_calls", "heartbeats", "published", "withdrawn", "pruned",
             "errors")
 #: Figures of the latest read pass.
-GAUGES = ("live", "expired", "forged", "malformed", "unrelated")
+GAUGES = ("live", "expired", "withdrawals", "forged", "malformed", "unrelated")
 
 
 class Registry(Protocol):
@@ -35,8 +35,9 @@ class Registry(Protocol):
     def publish(self, record: RegistryRecord) -> None:
         """Create or replace this peer's one entry."""
 
-    def withdraw(self, peer_id: str) -> int:
-        """Delete the entries of ``peer_id``; returns how many were deleted."""
+    def withdraw(self, withdrawal: RegistryRecord) -> int:
+        """Replace this peer's entry with ``withdrawal`` (a record with ``withdrawn`` set,
+        newer than every record the peer published); returns the entries written (1)."""
 
     def prune(self, now: float, *, listing: Listing | None = None,
               limit: int | None = None) -> int:

@@ -9,8 +9,11 @@ Calls, with ``P`` = pages of comments (100 per page):
 * :meth:`IssueRegistry.scan`: ``P`` GETs (fewer when cached);
 * :meth:`IssueRegistry.publish`: one PATCH once the node's comment id is known, else a scan and
   one POST (or PATCH, after a restart with the same peer id); duplicates of its own are deleted;
-* :meth:`IssueRegistry.withdraw`: one DELETE per comment of the peer;
+* :meth:`IssueRegistry.withdraw`: like a publish: the node's comment becomes its withdrawal;
 * :meth:`IssueRegistry.prune`: one DELETE per expired record, at most ``limit``.
+
+A comment's ``updated_at`` (GitHub's clock) is when it was posted, for the readers' cap on a
+record's lifetime (see :mod:`.listing`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from github_p2p.cache.client import GitHubClient, parse_json
@@ -29,7 +33,7 @@ from github_p2p.core.keys import FleetKeys
 from github_p2p.core.pagination import next_page
 from github_p2p.errors import ConfigError, UpstreamError
 from github_p2p.registry.interface import RegistryCounters
-from github_p2p.registry.listing import Listing, classify
+from github_p2p.registry.listing import DEFAULT_MAX_AGE, Document, Listing, classify
 from github_p2p.registry.record import RegistryRecord, comment_body, parse_comment, seal_record
 
 __all__ = ["DEFAULT_LABEL", "DEFAULT_TITLE", "IssueLocation", "IssueRegistry"]
@@ -81,6 +85,7 @@ class IssueRegistry:
         random: Callable[[int], bytes] = os.urandom,
         max_pages: int = 50,
         owns_client: bool = False,
+        max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self.client = client
         self.location = location
@@ -89,6 +94,7 @@ class IssueRegistry:
         self._clock = clock
         self._random = random
         self._max_pages = max_pages
+        self._max_age = max_age
         self._owns_client = owns_client
         self._number = location.number
         # Comment ids by peer id, learned from scans and our own writes, so that a heartbeat
@@ -167,12 +173,13 @@ class IssueRegistry:
             return self._scan(now)
 
     def _scan(self, now: float) -> Listing:
-        documents: list[tuple[str, str]] = []
+        documents: list[Document] = []
         for page in self._pages(self._comments_path(), [("per_page", str(_PER_PAGE))]):
             for comment in page:
                 if isinstance(comment, dict) and isinstance(comment.get("id"), int):
-                    documents.append((str(comment["id"]), str(comment.get("body") or "")))
-        listing = classify(self._keys, documents, now, parse_comment)
+                    documents.append(Document(str(comment["id"]), str(comment.get("body") or ""),
+                                              _timestamp(comment.get("updated_at"))))
+        listing = classify(self._keys, documents, now, parse_comment, self._max_age)
         self._scanned = True
         for item in listing.found:
             known = self._where.setdefault(item.record.peer_id, [])
@@ -188,28 +195,38 @@ class IssueRegistry:
     def publish(self, record: RegistryRecord) -> None:
         """Upsert this peer's comment (and delete any older duplicate of it)."""
         with self._lock:
-            body = comment_body(seal_record(self._keys, record, random=self._random))
-            if not self._scanned:
-                self._scan(self._clock())
-            kept: int | None = None
-            for comment_id in list(self._where.get(record.peer_id, [])):
-                if kept is None:
-                    resp = self._call("PATCH", self._comment_path(comment_id), body={"body": body})
-                    if resp.status in (403, 404, 410):
-                        # Gone (pruned, deleted by a maintainer) or not editable by this token.
-                        self._forget(record.peer_id, comment_id)
-                        continue
-                    parse_json(resp, "updating the registry comment")
-                    kept = comment_id
-                else:
-                    self._delete(record.peer_id, comment_id)
-            if kept is None:
-                created = parse_json(
-                    self._call("POST", self._comments_path(), body={"body": body}),
-                    "adding the registry comment")
-                kept = _field_int(created, "id", "the new registry comment")
-            self._where[record.peer_id] = [kept]
+            self._upsert(record)
             self.counters.add("published")
+
+    def withdraw(self, withdrawal: RegistryRecord) -> int:
+        """Make this peer's comment its withdrawal (and delete any duplicate of it)."""
+        with self._lock:
+            self._upsert(withdrawal)
+            self.counters.add("withdrawn")
+            return 1
+
+    def _upsert(self, record: RegistryRecord) -> None:
+        body = comment_body(seal_record(self._keys, record, random=self._random))
+        if not self._scanned:
+            self._scan(self._clock())
+        kept: int | None = None
+        for comment_id in list(self._where.get(record.peer_id, [])):
+            if kept is None:
+                resp = self._call("PATCH", self._comment_path(comment_id), body={"body": body})
+                if resp.status in (403, 404, 410):
+                    # Gone (pruned, deleted by a maintainer) or not editable by this token.
+                    self._forget(record.peer_id, comment_id)
+                    continue
+                parse_json(resp, "updating the registry comment")
+                kept = comment_id
+            else:
+                self._delete(record.peer_id, comment_id)
+        if kept is None:
+            created = parse_json(
+                self._call("POST", self._comments_path(), body={"body": body}),
+                "adding the registry comment")
+            kept = _field_int(created, "id", "the new registry comment")
+        self._where[record.peer_id] = [kept]
 
     def _forget(self, peer_id: str, comment_id: int) -> None:
         known = self._where.get(peer_id, [])
@@ -220,20 +237,10 @@ class IssueRegistry:
 
     def _delete(self, peer_id: str, comment_id: int) -> bool:
         resp = self._call("DELETE", self._comment_path(comment_id))
-        if resp.status not in (404, 410):
+        if resp.status not in (403, 404, 410):  # 403: someone else's, and we may not
             parse_json(resp, "deleting a registry comment")
         self._forget(peer_id, comment_id)
         return resp.status < 400
-
-    def withdraw(self, peer_id: str) -> int:
-        """Delete this peer's comment(s)."""
-        with self._lock:
-            if not self._scanned:
-                self._scan(self._clock())
-            deleted = sum(self._delete(peer_id, comment_id)
-                          for comment_id in list(self._where.get(peer_id, [])))
-            self.counters.add("withdrawn", deleted)
-            return deleted
 
     def prune(self, now: float, *, listing: Listing | None = None,
               limit: int | None = None) -> int:
@@ -250,6 +257,17 @@ class IssueRegistry:
         """Close the client if this registry made it."""
         if self._owns_client:
             self.client.close()
+
+
+def _timestamp(text: Any) -> float | None:
+    """Epoch seconds of GitHub's ``2026-01-02T03:04:05Z``; ``None`` when absent or odd."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc).timestamp()
 
 
 def _field_int(data: Any, name: str, what: str) -> int:

@@ -81,12 +81,14 @@ def open_registry(
     clock: Callable[[], float] = time.time,
 ) -> Registry:
     """The registry ``options`` name. An issue registry needs ``client`` and ``repo``."""
+    max_age = options.heartbeat.max_age
     if options.directory is not None:
-        return FileRegistry(options.directory, keys, clock=clock)
+        return FileRegistry(options.directory, keys, clock=clock, max_age=max_age)
     if client is None:
         raise ConfigError("the issue registry needs a GitHub client")
     location = IssueLocation(repo, options.issue, options.label, options.title, create=create)
-    return IssueRegistry(client, location, keys, clock=clock, owns_client=owns_client)
+    return IssueRegistry(client, location, keys, clock=clock, owns_client=owns_client,
+                         max_age=max_age)
 
 
 def node_agent(

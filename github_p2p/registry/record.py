@@ -10,6 +10,11 @@ Each record is filed under a *tag*, an HMAC of the peer id. The tag is the comme
 the file name) a node finds its own entry by, and the envelope's entry id is derived from it, so
 a record copied under another node's marker fails to open (:class:`WrongEntryIdError`).
 
+A record says when it was issued and carries a sequence number that grows with each record of
+one run of a node (``started_at``); a node that stops replaces its record with a *withdrawal*
+(``withdrawn``, the next number). Readers believe the newest record of each peer and cap its
+lifetime themselves (:mod:`.listing`): what the record claims is only an upper bound.
+
 Two text forms carry a sealed record: an issue comment (:func:`comment_body`) and a JSON file
 (:func:`file_document`).
 """
@@ -49,8 +54,8 @@ __all__ = [
     "seal_record",
 ]
 
-#: Version of the record layout inside the envelope.
-RECORD_FORMAT = 1
+#: Version of the record layout inside the envelope (2: issue time, sequence, withdrawal).
+RECORD_FORMAT = 2
 ROLES = frozenset({"runner", "bootstrap"})
 #: A comment or file larger than this is not a record of ours (GitHub allows 65,536 chars).
 MAX_DOCUMENT = 16 * 1024
@@ -60,6 +65,7 @@ _MAX_PEER_ID = 128
 _MAX_NAME = 200
 _MAX_ARCH = 64
 _TAG_HEX = 32
+_MAX_SEQ = 2**53  # exact in a JSON number everywhere
 
 _MARKER = "github-p2p:peer:"
 _MARKER_LINE = re.compile(r"^<!-- github-p2p:peer:([0-9a-f]{32}) -->$", re.MULTILINE)
@@ -87,7 +93,11 @@ def _bounded_text(name: str, value: Any, limit: int, *, allow_empty: bool = Fals
 
 @dataclass(frozen=True)
 class RegistryRecord:
-    """One node as the registry knows it; bounds are checked on construction."""
+    """One node as the registry knows it; bounds are checked on construction.
+
+    ``issued_at`` (when it was sealed) and ``seq`` order the records of one run of a node;
+    ``withdrawn`` marks the record a node leaves when it stops.
+    """
 
     peer_id: str
     multiaddrs: tuple[str, ...]
@@ -95,7 +105,10 @@ class RegistryRecord:
     arch: str
     runner_name: str
     started_at: float
+    issued_at: float
     expires_at: float
+    seq: int = 0
+    withdrawn: bool = False
 
     def __post_init__(self) -> None:
         _bounded_text("peer_id", self.peer_id, _MAX_PEER_ID)
@@ -107,23 +120,31 @@ class RegistryRecord:
             raise ConfigError(f"registry record role must be one of {sorted(ROLES)}")
         _bounded_text("arch", self.arch, _MAX_ARCH, allow_empty=True)
         _bounded_text("runner_name", self.runner_name, _MAX_NAME, allow_empty=True)
-        for name in ("started_at", "expires_at"):
+        for name in ("started_at", "issued_at", "expires_at"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
                 raise ConfigError(f"registry record {name} must be a finite number")
-        if self.expires_at < self.started_at:
-            raise ConfigError("a registry record cannot expire before it started")
+        if not self.started_at <= self.issued_at <= self.expires_at:
+            raise ConfigError("a registry record is issued after its node started and "
+                              "expires after it is issued")
+        if isinstance(self.seq, bool) or not isinstance(self.seq, int) \
+                or not 0 <= self.seq <= _MAX_SEQ:
+            raise ConfigError(f"registry record seq must be an integer in 0..{_MAX_SEQ}")
+        if not isinstance(self.withdrawn, bool):
+            raise ConfigError("registry record withdrawn must be a boolean")
 
-    def is_live(self, now: float) -> bool:
-        """True until ``expires_at``."""
-        return now < self.expires_at
+    @property
+    def order(self) -> tuple[float, int, float]:
+        """Newer records of a peer sort later: a later run, then a later record of the run."""
+        return (self.started_at, self.seq, self.issued_at)
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON (what ``github-p2p registry list`` prints)."""
         return {"peer_id": self.peer_id, "multiaddrs": list(self.multiaddrs),
                 "role": self.role, "arch": self.arch, "runner_name": self.runner_name,
-                "started_at": self.started_at, "expires_at": self.expires_at}
+                "started_at": self.started_at, "issued_at": self.issued_at,
+                "expires_at": self.expires_at, "seq": self.seq, "withdrawn": self.withdrawn}
 
     @classmethod
     def from_json(cls, data: Any) -> RegistryRecord:
@@ -136,14 +157,16 @@ class RegistryRecord:
                 raise ConfigError("multiaddrs must be a list")
             return cls(peer_id=data["peer_id"], multiaddrs=tuple(addrs), role=data["role"],
                        arch=data["arch"], runner_name=data["runner_name"],
-                       started_at=data["started_at"], expires_at=data["expires_at"])
+                       started_at=data["started_at"], issued_at=data["issued_at"],
+                       expires_at=data["expires_at"], seq=data["seq"],
+                       withdrawn=data["withdrawn"])
         except (KeyError, ConfigError) as exc:
             raise EnvelopeFormatError(f"registry record is malformed: {exc}") from exc
 
 
 @dataclass(frozen=True)
 class NodeIdentity:
-    """What a node says about itself in every heartbeat; :meth:`record` adds the expiry."""
+    """What a node says about itself in every heartbeat; :meth:`record` dates it."""
 
     peer_id: str
     multiaddrs: tuple[str, ...]
@@ -152,11 +175,18 @@ class NodeIdentity:
     runner_name: str
     started_at: float
 
-    def record(self, expires_at: float) -> RegistryRecord:
-        """This node's record, valid until ``expires_at``."""
+    def record(self, issued_at: float, expires_at: float, seq: int) -> RegistryRecord:
+        """This node's ``seq``-th record of its run, issued now and valid until
+        ``expires_at``."""
         return RegistryRecord(self.peer_id, self.multiaddrs[:_MAX_ADDRS], self.role,
                               self.arch[:_MAX_ARCH], self.runner_name[:_MAX_NAME],
-                              self.started_at, expires_at)
+                              self.started_at, issued_at, expires_at, seq)
+
+    def withdrawal(self, issued_at: float, expires_at: float, seq: int) -> RegistryRecord:
+        """The record this node leaves when it stops: no addresses, and newer than every
+        record it issued (``seq`` must be higher), so none of them is believed again."""
+        return RegistryRecord(self.peer_id, (), self.role, self.arch[:_MAX_ARCH], "",
+                              self.started_at, issued_at, expires_at, seq, withdrawn=True)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,16 @@ from typing import Any
 
 import trio
 
+from github_p2p.errors import AdmissionError
 from github_p2p.nodes.endpoint import build_app
 from github_p2p.nodes.hub.service import HubService, HubSettings
 from github_p2p.nodes.mcpmount import HubMcpSettings, hub_mount
-from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
+from github_p2p.nodes.runtime import (
+    return_large_buffers,
+    serve_http,
+    stop_on_signals,
+    write_ready_file,
+)
 from github_p2p.registry import HubRegistrySetup
 
 __all__ = ["run_hub"]
@@ -35,6 +41,8 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
     expired records, and withdraws the hub's record when it stops.
     ``mcp`` says how ``/mcp`` is served (default: loopback, no token, no ``github_get``).
     """
+    # Frames and envelopes of megabytes come and go: let their memory go back to the system.
+    return_large_buffers()
     hub = HubService(settings)
     async with trio.open_nursery() as nursery:
         running = await nursery.start(hub.run)
@@ -43,6 +51,8 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
                                    started_at=time.time())
             hub.registry_stats = agent.stats
             await nursery.start(agent.run)
+        if hub.admission.verifier is not None:
+            nursery.start_soon(_prepare_admission, hub)
         http_url: str | None = None
         mount = hub_mount(hub, mcp or HubMcpSettings(), lambda: http_url)
         http_url = endpoint = await serve_http(nursery, build_app(hub, mcp=mount), http_host,
@@ -63,3 +73,17 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
                                       **published})
         await hub.shutdown.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _prepare_admission(hub: HubService) -> None:
+    """Fetch the OIDC issuer's keys once at start, so a wrong ``--oidc-issuer`` shows at once
+    (the hub keeps running: the issuer may only be away for a while)."""
+    verifier = hub.admission.verifier
+    assert verifier is not None
+    try:
+        await trio.to_thread.run_sync(verifier.prepare, abandon_on_cancel=True)  # type: ignore[call-arg]
+    except AdmissionError as exc:
+        log.warning("%s; runners are refused until it answers", exc)
+    else:
+        log.info("OIDC admission: issuer %s, audience %r", verifier.settings.issuer,
+                 verifier.settings.audience)

@@ -19,12 +19,21 @@ import trio
 
 from github_p2p.core.lease import LeaseOutcome
 from github_p2p.errors import FleetUnavailableError, RemoteProtocolError
+from github_p2p.nodes.hub.admission import HubAdmission, OidcSettings, StreamGate
 from github_p2p.nodes.hub.envelopes import DiskEnvelopeStore
+from github_p2p.nodes.hub.limits import WAITING_TYPES, Hold, HubGuard, HubLimits, OverBudget
 from github_p2p.nodes.hub.queues import HubQueues
 from github_p2p.nodes.hub.reports import FleetReports
 from github_p2p.nodes.hub.state import HubState, LocalHubState
 from github_p2p.p2p.channel import MessageChannel
-from github_p2p.p2p.host import HostSettings, RunningHost, running_host, set_safe_stream_handler
+from github_p2p.p2p.host import (
+    HostSettings,
+    RunningHost,
+    muxer_buffered_bytes,
+    reset_stream,
+    running_host,
+    set_safe_stream_handler,
+)
 from github_p2p.p2p.messages import (
     REQUEST_TYPES,
     Delete,
@@ -78,6 +87,10 @@ class HubSettings:
     #: peer that sends without reading its replies holds at most this many replies in memory.
     #: A runner never has more in flight than its worker threads (40).
     max_stream_inflight: int = 64
+    #: Admit runners only with a GitHub Actions OIDC token, each bound to its repository.
+    oidc: OidcSettings | None = None
+    #: What one member may cost the hub (streams, buffered bytes, deadlines, lease waits).
+    limits: HubLimits = field(default_factory=HubLimits)
 
 
 @dataclass
@@ -89,6 +102,8 @@ class PeerRecord:
     arch: str = ""
     runner: str = ""
     version: str = ""
+    #: The repository its OIDC token names (OIDC hubs only).
+    repository: str = ""
     connected_since: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
     requests: int = 0
@@ -98,8 +113,8 @@ class PeerRecord:
         return {
             "peer_id": self.peer_id, "role": self.role, "arch": self.arch,
             "runner_name": self.runner, "version": self.version,
-            "connected_since": self.connected_since, "last_seen": self.last_seen,
-            "requests": self.requests,
+            "repository": self.repository, "connected_since": self.connected_since,
+            "last_seen": self.last_seen, "requests": self.requests,
         }
 
 
@@ -113,6 +128,8 @@ class HubService:
         self.state: HubState = state or LocalHubState(
             DiskEnvelopeStore(settings.cache_dir / "envelopes", size_limit=settings.size_limit),
             lease_ttl=settings.lease_ttl)
+        self.admission = HubAdmission(settings.oidc, settings.network_key)
+        self.guard = HubGuard(settings.limits)
         self.reports = FleetReports()
         self.queues = HubQueues(settings.cache_dir, shutting_down=lambda: self.shutdown.is_set())
         #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
@@ -153,6 +170,10 @@ class HubService:
             "peer_hits": served,
             "hit_rate": round(served / asked, 4) if asked else 0.0,
             "connected_peers": len(self._peers),
+            "oidc_admitted": self.admission.counts["admitted"],
+            "oidc_refused": self.admission.counts["refused"],
+            **self.guard.stats(),
+            "muxer_buffered_bytes": muxer_buffered_bytes(self.running) if self.running else 0,
             **self.reports.totals(),
             **self.queues.stats(),
             **(self.registry_stats() if self.registry_stats is not None else {}),
@@ -191,19 +212,26 @@ class HubService:
             self.queues.close()
 
     async def _serve_stream(self, stream: Any) -> None:
+        peer_id = str(stream.muxed_conn.peer_id)
+        if not self.guard.open_stream(peer_id, stream.muxed_conn):
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await self._drop(stream)  # one stream too many: not even read
+            return
         self._next_conn += 1
         conn = self._next_conn
-        peer_id = str(stream.muxed_conn.peer_id)
         record = self._peers[conn] = PeerRecord(peer_id)
         channel = MessageChannel(stream)
         holder = f"{peer_id}#{conn}"
         slots = trio.Semaphore(self.settings.max_stream_inflight)
+        gate = self.admission.gate()
+        frames = self.guard.frames(peer_id)
+        clean = False  # the peer closed, or an idle stream timed out: nothing to drop
         try:
             async with trio.open_nursery() as nursery:
                 while True:
-                    with trio.move_on_after(self.settings.idle_timeout):
+                    with trio.move_on_after(self.settings.idle_timeout) as waiting:
                         try:
-                            message = await channel.receive()
+                            message = await channel.receive(frames.before_read(waiting))
                         except FrameRejected as exc:
                             self.counts["protocol_errors"] += 1
                             await self._reply_safely(channel, error_reply_for(exc))
@@ -213,8 +241,13 @@ class HubService:
                         except RemoteProtocolError:
                             self.counts["protocol_errors"] += 1
                             break
-                        if message is None:
+                        except OverBudget:
+                            self.guard.counts["budget_drops"] += 1
                             break
+                        if message is None:
+                            clean = True
+                            break
+                        frames.settle(channel.pending)
                         if not isinstance(message, REQUEST_TYPES):
                             self.counts["protocol_errors"] += 1
                             await self._reply_safely(channel, Error(
@@ -223,24 +256,45 @@ class HubService:
                             continue
                         record.last_seen = time.time()
                         record.requests += 1
+                        payload = self.guard.payload(peer_id, message)
+                        if payload is None:
+                            await self._reply_safely(channel, Error(
+                                message.rid, "busy", "the hub has no room for this payload now"))
+                            continue
                         await slots.acquire()  # backpressure on a peer that does not read
                         nursery.start_soon(self._handle, channel, message, holder, record,
-                                           slots, nursery.cancel_scope)
+                                           slots, nursery.cancel_scope, gate, payload)
                         continue
-                    break  # idle for too long
+                    if frames.in_frame:
+                        self.guard.counts["frame_timeouts"] += 1
+                    else:
+                        clean = True
+                    break  # idle for too long, or a frame too slow to arrive
                 nursery.cancel_scope.cancel()
         finally:
             del self._peers[conn]
+            frames.release()
+            self.guard.close_stream(peer_id, stream.muxed_conn)
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 # A runner that vanished mid-fill must not keep others waiting for its lease.
                 await self.state.release_holder(holder)
                 await self.queues.release_holder(holder)
-                await channel.close()
+                if clean or gate.refused:
+                    await channel.close()
+                else:
+                    # Whatever the peer still sends on it, or has sent unread, is dropped now.
+                    await self._drop(stream)
+
+    async def _drop(self, stream: Any) -> None:
+        if self.running is not None:
+            await reset_stream(self.running, stream)
+        else:
+            await MessageChannel(stream).close()
 
     async def _reply_safely(self, channel: MessageChannel, reply: Response) -> bool:
         """Send ``reply``; False (and counted) when the stream failed or stalled."""
         try:
-            with trio.fail_after(10):
+            with trio.fail_after(self.guard.limits.write_timeout):
                 await channel.send(reply)
         except (FleetUnavailableError, trio.TooSlowError):
             self.counts["stream_errors"] += 1
@@ -248,26 +302,50 @@ class HubService:
         return True
 
     async def _handle(self, channel: MessageChannel, message: Any, holder: str,
-                      record: PeerRecord, slots: trio.Semaphore, stream_scope: trio.CancelScope
-                      ) -> None:
-        rid = getattr(message, "rid", 0)
+                      record: PeerRecord, slots: trio.Semaphore, stream_scope: trio.CancelScope,
+                      gate: StreamGate, payload: Hold) -> None:
+        peer = record.peer_id
+        hold = None
         try:
-            async with self._limit:
-                self.counts["requests"] += 1
-                try:
-                    with trio.fail_after(self.settings.request_timeout):
-                        reply = await self._answer(message, holder, record)
-                except trio.TooSlowError:
-                    reply = Error(rid, "busy", "request timed out at the hub")
-            if not await self._reply_safely(channel, reply):
+            pending: list[Response] = []
+            if isinstance(message, WAITING_TYPES):
+                # Waiting (for another runner's fill, for queue items) holds no request slot.
+                with self.guard.waiting(peer, message) as bounded:
+                    pending.append(await self._respond(bounded, message, holder, record, gate))
+            else:
+                async with self._limit:
+                    pending.append(await self._respond(message, message, holder, record, gate))
+            payload.release()
+            reply, hold = await self.guard.reply(
+                peer, pending, self.state.get)
+            sent = await self._reply_safely(channel, gate.outbound(reply, message))
+            if gate.refused:
+                stream_scope.cancel()  # one refused Hello is all a stream gets
+            elif not sent:
                 # A stream that cannot take a reply (peer gone, or not reading for seconds)
                 # has lost its framing or its reader: stop serving it, freeing its replies.
                 stream_scope.cancel()
         finally:
+            payload.release()
+            if hold is not None:
+                hold.release()
             slots.release()
 
-    async def _answer(self, msg: Request | Response, holder: str, record: PeerRecord
-                      ) -> Response:
+    async def _respond(self, message: Any, original: Any, holder: str, record: PeerRecord,
+                       gate: StreamGate) -> Response:
+        """The reply to ``message`` (``original`` as the peer sent it), within the request
+        timeout, for a stream past its admission gate; ids still in the hub's space."""
+        self.counts["requests"] += 1
+        try:
+            with trio.fail_after(self.settings.request_timeout):
+                refusal = await gate.check(original)
+                return refusal or await self._answer(gate.inbound(message), holder, record,
+                                                     gate)
+        except trio.TooSlowError:
+            return Error(getattr(message, "rid", 0), "busy", "request timed out at the hub")
+
+    async def _answer(self, msg: Request | Response, holder: str, record: PeerRecord,
+                      gate: StreamGate) -> Response:
         if isinstance(msg, QUEUE_REQUEST_TYPES):
             return await self.queues.answer(msg, holder, record.peer_id)
         if isinstance(msg, Lease):
@@ -281,12 +359,12 @@ class HubService:
             envelope = stored.envelope if stored is not None else b""
             self.counts["bytes_out"] += len(envelope)
             lease = answer.lease
-            limits = await self.state.limits(time.time())
+            limits = gate.visible_limits(await self.state.limits(time.time()))
             return LeaseReply(msg.rid, msg.entry_id, answer.outcome.value, envelope,
                               answer.fresh, lease.token if lease else None,
                               lease.ttl if lease else 0.0, dict(limits) or None)
         if isinstance(msg, LimitNote):
-            await self.state.note_limit(msg.resource, msg.until)
+            await self.state.note_limit(gate.limit_key(msg.resource), msg.until)
             return Ok(msg.rid)
         if isinstance(msg, Get):
             self.counts["gets"] += 1
@@ -316,6 +394,7 @@ class HubService:
         if isinstance(msg, Hello):
             record.role, record.arch, record.runner, record.version = (
                 msg.role, msg.arch, msg.runner, msg.version)
+            record.repository = gate.admission.repository if gate.admission else ""
             return Ok(msg.rid)
         if isinstance(msg, Report):
             self.counts["reports"] += 1
@@ -328,6 +407,6 @@ class HubService:
         if isinstance(msg, PeersQuery):
             return PeersReply(msg.rid, [
                 {k: v for k, v in p.items() if isinstance(v, (int, float, str))}
-                for p in self.peers()])
+                for p in self.peers() if gate.sees(str(p.get("repository", "")))])
         return Error(getattr(msg, "rid", 0), "unknown_op",
                      f"{type(msg).__name__} is not a request")

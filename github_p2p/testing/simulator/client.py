@@ -93,3 +93,10 @@ class SimulatorClient:
     def set_latency(self, seconds: float) -> None:
         """Delay every later API request by ``seconds``."""
         self._call("POST", "/latency", {"seconds": seconds})
+
+    def oidc_job(self, repository: str, lifetime: float = 300.0) -> dict[str, str]:
+        """Register an Actions job of ``repository``: its runner's ``ACTIONS_ID_TOKEN_*``
+        environment (the issuer is ``{url}/_services/token``)."""
+        env: dict[str, str] = self._call("POST", "/oidc/jobs",
+                                         {"repository": repository, "lifetime": lifetime})
+        return env

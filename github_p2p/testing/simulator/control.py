@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from github_p2p.errors import ConfigError
+from github_p2p.testing.simulator.oidc import OidcProvider
 from github_p2p.testing.simulator.service import SimulatedGitHub
 
 __all__ = ["CONTROL_PREFIX", "handle_control"]
@@ -31,9 +32,14 @@ def _int(data: dict[str, Any], name: str, default: int) -> int:
 
 
 def handle_control(
-    service: SimulatedGitHub, method: str, path: str, body: bytes
+    service: SimulatedGitHub, method: str, path: str, body: bytes, *,
+    oidc: OidcProvider | None = None, base_url: str = "",
 ) -> tuple[int, Any]:
-    """Carry out one control call; returns the status and a JSON-ready answer."""
+    """Carry out one control call; returns the status and a JSON-ready answer.
+
+    ``POST /oidc/jobs`` (``{"repository": "o/r", "lifetime": 300}``) registers an Actions job
+    and answers the ``ACTIONS_ID_TOKEN_REQUEST_*`` environment of its runner.
+    """
     route = path.split("?", 1)[0][len(CONTROL_PREFIX) :]
     try:
         if method == "GET" and route == "/health":
@@ -67,6 +73,14 @@ def handle_control(
                 )
             else:
                 raise ValueError('kind must be "5xx" or "secondary"')
+        elif route == "/oidc/jobs" and oidc is not None:
+            repository = data.get("repository")
+            lifetime = data.get("lifetime", 300)
+            if not isinstance(repository, str) or "/" not in repository:
+                raise ValueError("repository must be owner/repo")
+            if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool):
+                raise ValueError("lifetime must be a number")
+            return 200, oidc.job(base_url, repository, lifetime=float(lifetime))
         elif route == "/latency":
             seconds = data.get("seconds")
             if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):

@@ -20,6 +20,7 @@ from nacl.public import PrivateKey
 
 from github_p2p.testing.simulator.config import SimulatorConfig
 from github_p2p.testing.simulator.control import CONTROL_PREFIX, handle_control
+from github_p2p.testing.simulator.oidc import OidcProvider
 from github_p2p.testing.simulator.records import RequestRecord, count_records
 from github_p2p.testing.simulator.service import ApiRequest, ApiResponse, SimulatedGitHub
 
@@ -36,9 +37,11 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, config: SimulatorConfig, service: SimulatedGitHub, clock: Callable[[], float]
+        self, config: SimulatorConfig, service: SimulatedGitHub, clock: Callable[[], float],
+        oidc: OidcProvider,
     ) -> None:
         self.service = service
+        self.oidc = oidc
         self.clock = clock
         self.config = config
         self.base_url = ""
@@ -139,8 +142,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         server = self._server
         if self.path.startswith(CONTROL_PREFIX + "/"):
-            status, answer = handle_control(server.service, self.command, self.path, body)
+            status, answer = handle_control(server.service, self.command, self.path, body,
+                                            oidc=server.oidc, base_url=server.base_url)
             self._write_plain(status, answer, close=False)
+            return
+        if server.oidc.handles(self.path.split("?", 1)[0]):
+            # GitHub's OIDC issuer and the Actions runtime: not API calls, never recorded.
+            status, headers, payload = server.oidc.handle(
+                self.command, self.path,
+                {name.lower(): value for name, value in self.headers.items()}, server.base_url)
+            self._write(ApiResponse(status, tuple(headers.items()), payload))
             return
         latency = server.service.latency
         if latency > 0:
@@ -193,6 +204,8 @@ class GitHubSimulator:
         self._clock = clock
         key = private_key if private_key is not None else PrivateKey.generate()
         self._service = SimulatedGitHub(self.config, clock=clock, private_key=key)
+        #: GitHub Actions' OIDC issuer and token endpoint (see :mod:`.oidc`).
+        self.oidc = OidcProvider(clock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -202,7 +215,7 @@ class GitHubSimulator:
         """Bind, listen and serve in a background thread; returns ``self``."""
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
-        server = _Server(self.config, self._service, self._clock)
+        server = _Server(self.config, self._service, self._clock, self.oidc)
         host = self.config.host if self.config.host not in ("", "0.0.0.0") else "127.0.0.1"
         scheme = "https" if self.config.ssl_context is not None else "http"
         server.base_url = f"{scheme}://{host}:{server.server_port}"
@@ -307,6 +320,18 @@ class GitHubSimulator:
     def latency(self) -> float:
         """The current per-request latency in seconds."""
         return self._service.latency
+
+    # --- GitHub Actions OIDC -------------------------------------------------------------------
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The OIDC issuer URL to trust (``github-p2p bootstrap --oidc-issuer``)."""
+        return self.oidc.issuer(self.url)
+
+    def oidc_job(self, repository: str, **options: Any) -> dict[str, str]:
+        """A job of ``repository`` with ``id-token: write``: the ``ACTIONS_ID_TOKEN_REQUEST_*``
+        environment its runner gets. ``options``: see :class:`~.oidc.OidcJob`."""
+        return self.oidc.job(self.url, repository, **options)
 
     # --- Actions secrets ------------------------------------------------------------------------
 
