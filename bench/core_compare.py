@@ -62,10 +62,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def one_design(code: Path, sim: GitHubSimulator, args: argparse.Namespace) -> dict[str, float]:
-    env = {"PYTHONPATH": str(code)}
     paths = [f"/repos/octo/hello/contents/c{i}.txt" for i in range(args.n)]
     out: dict[str, float] = {}
-    with LocalFleet(sim.url, secret=SECRET, extra_env=env) as fleet:
+    with LocalFleet(sim.url, secret=SECRET, code=code) as fleet:
         hub = fleet.start_hub()
         filler, reader = fleet.start_peer(), fleet.start_peer()
         for path in paths:
@@ -93,9 +92,10 @@ def one_design(code: Path, sim: GitHubSimulator, args: argparse.Namespace) -> di
         # The hub's CPU over the whole load phase (connects and hold included) per reply.
         out["hub_cpu_ms_per_get"] = used / max(replies, 1) * 1000
         out["hub_errors"] = errors
+    # From the checkout itself: ``python -c`` puts the working directory first on the path.
     result = subprocess.run([sys.executable, "-c", _IN_PROCESS, sim.url, str(args.n * 5)],
-                            env={**os.environ, **env}, capture_output=True, text=True,
-                            check=True, timeout=300)
+                            env={**os.environ, "PYTHONPATH": str(code)}, cwd=code,
+                            capture_output=True, text=True, check=True, timeout=300)
     out["in_process_local_hit_p50_ms"] = percentile(json.loads(result.stdout), 50) * 1000
     return out
 
@@ -111,6 +111,12 @@ def main() -> None:
     after = Path(__file__).resolve().parents[1]
     designs = {"before": args.before.resolve(), "after": after}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in designs}
+    for name, code in designs.items():
+        where = subprocess.run(
+            [sys.executable, "-c", "import github_p2p; print(github_p2p.__version__, "
+             "github_p2p.__file__)"], env={**os.environ, "PYTHONPATH": str(code)}, cwd=code,
+            capture_output=True, text=True, check=True).stdout.strip()
+        print(f"{name}: {where}")
     load = os.getloadavg()[0]
     with GitHubSimulator(SimulatorConfig(rate_limit=10**7)) as sim:
         for round_ in range(args.rounds):

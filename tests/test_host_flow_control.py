@@ -6,7 +6,8 @@ test builds the same host with only that workaround off and shows the py-libp2p 
 * a peer that ignores the receive window it was given makes a node buffer everything it sends
   for a stream the node is not reading (``ENFORCE_RECEIVE_WINDOW``);
 * a reset stream keeps its unread data until the muxer's sweeper comes by, 30 to 90 s later
-  (``DISCARD_ON_RESET``).
+  (``DISCARD_ON_RESET``);
+* every read is answered with a WINDOW_UPDATE frame (``BATCH_WINDOW_UPDATES``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from libp2p.custom_types import TProtocol
 
 from github_p2p.p2p.host import (
     ALL_WORKAROUNDS,
+    RELEASE_ON_READ,
     HostSettings,
     Workaround,
     dial,
@@ -116,3 +118,44 @@ async def test_reset_defect_unread_data_outlives_the_stream() -> None:
 
 def test_every_workaround_is_on_by_default() -> None:
     assert {Workaround.ENFORCE_RECEIVE_WINDOW, Workaround.DISCARD_ON_RESET} <= ALL_WORKAROUNDS
+
+
+ECHO = TProtocol("/test/echo/1.0.0")
+
+
+async def window_updates_per_read(settings: HostSettings, exchanges: int = 40) -> float:
+    """Small request/response exchanges on one stream; the WINDOW_UPDATE frames the server
+    sent for what it read, per read (py-libp2p counts them on the stream)."""
+    async with running_host(settings) as server, running_host(HostSettings()) as client:
+        served: list[INetStream] = []
+
+        async def handler(stream: INetStream) -> None:
+            served.append(stream)
+            while True:
+                data = await stream.read(1024)
+                if not data:
+                    return
+                await stream.write(data)
+
+        set_safe_stream_handler(server, ECHO, handler)
+        await dial(client, server.multiaddrs[0], 10)
+        stream = await client.host.new_stream(server.host.get_id(), [ECHO])
+        with trio.fail_after(20):
+            for i in range(exchanges):
+                await stream.write(b"%04d" % i)
+                assert await stream.read(1024) == b"%04d" % i
+        muxed = served[0].muxed_stream  # type: ignore[attr-defined]
+        return int(muxed._window_update_bytes_read_only) / exchanges
+
+
+async def test_window_updates_are_batched(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv(RELEASE_ON_READ, raising=False)
+    assert await window_updates_per_read(HostSettings()) == 0
+    assert os.environ[RELEASE_ON_READ] == "0"
+
+
+async def test_window_update_defect_one_frame_back_for_every_read(  # type: ignore[no-untyped-def]
+        monkeypatch) -> None:
+    monkeypatch.setenv(RELEASE_ON_READ, "1")  # py-libp2p's default
+    settings = HostSettings(workarounds=without(Workaround.BATCH_WINDOW_UPDATES))
+    assert await window_updates_per_read(settings) > 0.5  # nearly every read

@@ -222,3 +222,24 @@ def test_a_member_on_the_wire_gets_nothing_before_admission_and_only_its_scope_a
         hub = oidc_hub(fleet, sim)
         trio.run(scenario, hub)
         assert "eyJ" not in hub.log_file.read_text()
+
+
+async def test_the_hubs_own_mcp_reads_in_its_repositorys_space(sim, tmp_path):
+    """A hub holding the secret and a token answers MCP ``github_get`` for its own
+    repository: on an OIDC hub it reads and shares in that repository's space, like an
+    admitted runner of it (before: its ids were unmapped and met no runner's)."""
+    from mcp import Client
+
+    with LocalFleet(sim.url, workdir=tmp_path, secret=SECRET, repository=HOME) as fleet:
+        hub = fleet.start_hub(args=["--oidc-audience", AUD, "--oidc-issuer", sim.oidc_issuer],
+                              env={"GITHUB_TOKEN": "ghp_hubowntoken0000000001"})
+        home = fleet.start_peer(env=job_env(sim, HOME))
+        assert cache(home, P1, "ghs_home") == "miss"
+        async with Client(hub.endpoint + "/mcp") as client:
+            result = await client.call_tool("github_get", {"path": P1})
+            assert not result.is_error, result.content
+            assert result.structured_content["cache"] == "hit-peer"
+            other = await client.call_tool("github_get", {"path": P2})
+            assert other.structured_content["cache"] == "miss"
+        assert cache(fleet.start_peer(env=job_env(sim, HOME)), P2, "ghs_late") == "hit-peer"
+        assert sim.upstream_count(P1) == 1 and sim.upstream_count(P2) == 1

@@ -622,3 +622,17 @@ def test_one_mib_entry_round_trip_is_fast_and_linear() -> None:
         message = decoder.next_message()
     assert time.perf_counter() - start < 1.0
     assert message == entry
+
+
+def test_a_limit_note_names_only_a_known_budget() -> None:
+    """A member cannot fill the hub's rate-limit table, and every lease reply, with made-up
+    budget names (the reply carries at most a few)."""
+    assert LimitNote(1, "graphql", 1.0).resource == "graphql"
+    with pytest.raises(LocalProtocolError):
+        LimitNote(1, "made-up-budget-1", 1.0)
+    frame = frame_of(0x0F, {"rid": 4, "resource": "made-up-budget-1", "until": 1.0})
+    decoder = FrameDecoder()
+    decoder.receive_data(frame)
+    with pytest.raises(FrameRejected) as refused:
+        decoder.next_message()
+    assert refused.value.code == "bad_message" and refused.value.rid == 4

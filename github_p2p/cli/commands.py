@@ -155,7 +155,7 @@ def _cmd_peer(args: argparse.Namespace) -> int:
     arch = os.environ.get("RUNNER_ARCH") or runner_arch()
     port = args.port if args.port is not None else default_port(arch)
     http_port = args.http_port if args.http_port is not None else default_http_port(port)
-    if http_port == port:
+    if http_port == port != 0:  # 0 is "any free port" for each, which never collide
         raise ConfigError(f"--port and --http-port must differ (both {port})")
     from github_p2p.nodes.oidc import OidcRequest
 

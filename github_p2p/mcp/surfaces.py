@@ -91,7 +91,17 @@ def hub_engine(hub: HubService, client: ClientSettings, keys: FleetKeys) -> Trio
         upstream=Upstream(stats, retry=client.retry, timeout=client.timeout,
                           user_agent=client.user_agent),
         stats=stats, store=LocalStore(client.cache_dir),
-        fleet=SealedFleet(HubStateTransport(hub.state, "hub-mcp"), FleetSeal(keys)))
+        fleet=SealedFleet(HubStateTransport(hub.state, "hub-mcp", space=_space(hub, client)),
+                          FleetSeal(keys)))
+
+
+def _space(hub: HubService, client: ClientSettings
+           ) -> tuple[Callable[[bytes], bytes], str] | None:
+    """On an OIDC hub, the hub's own reads live in its repository's space, as an admitted
+    runner's of that repository do; elsewhere there is one space."""
+    if not hub.admission.required:
+        return None
+    return hub.admission.mapper(client.scope), hub.admission.limit_prefix(client.scope)
 
 
 def stdio_groups(env: Mapping[str, str]) -> tuple[list[ToolGroup], Callable[[], None]]:

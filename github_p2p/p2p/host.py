@@ -53,32 +53,20 @@ regression test that fails without it (``tests/test_host*.py``):
 * :attr:`Workaround.DISCARD_ON_RESET`: resetting a yamux stream keeps the data it had not read
   yet, and its bookkeeping, until the muxer's sweeper comes by 30 to 90 s later (the sweeper
   only drops drained buffers at once). :func:`reset_stream` drops both at once.
+* :attr:`Workaround.BATCH_WINDOW_UPDATES`: yamux answers every read with a WINDOW_UPDATE frame
+  (``PY_YAMUX_RELEASE_ON_READ`` defaults to on), so each small message costs a second frame, a
+  second Noise and PSK encryption and a second syscall on the way back: a request/response
+  exchange moves four frames instead of two. With the variable off, updates are batched as
+  go-yamux does (once half the window is used). py-libp2p reads it from the environment of
+  the process on every read, so :func:`running_host` sets it for the process unless the user
+  already did.
 * :attr:`Workaround.CLOSE_ON_EXIT`: leaving ``host.run()`` does not close the listeners and
   connections; only ``host.close()`` does. :func:`running_host` always awaits it, shielded and
   bounded, even on error or cancellation.
 * ``host.run()`` ignores a failed listen (port in use): the host runs without listening at all.
   :func:`running_host` checks and raises :class:`~github_p2p.errors.ConfigError`.
 
-What callers (the wire protocol, the hub and the peer daemon) must still do themselves:
-
-* **Deadline every exchange** (``trio.fail_after``). Yamux resets a stream whose reader stays
-  behind for 5 s without telling the reader, and a PSK mismatch or a wedged peer just hangs.
-* **Length-prefix every message.** A peer killed mid-stream shows up as an orderly EOF
-  (``StreamEOF``), not as a reset, and so does a stream the other side reset (a failed handler):
-  only a frame length tells a truncated message from a whole one.
-* **At most 256 open streams per connection.** The 257th ``new_stream`` blocks silently: bound
-  concurrent requests per peer well below that (or reuse a persistent framed stream).
-* **Call** :func:`dial` **before** ``host.new_stream`` (it returns at once when connected), so a
-  hub that restarted or went away is dialled afresh rather than reported by a stale connection.
-  A ``new_stream`` that fails right after the hub went away: :func:`dial` again.
-* Peerstore entries of connected peers expire 2 h after their last identify (TTL 7200 s); the
-  cleanup task then drops them even if the connection is still open. Nothing breaks (the
-  connection keeps its keys), but peer lists should come from connections, not the peerstore.
-* libp2p logs through the ``libp2p`` logger with ``propagate = False`` and no handler unless
-  ``LIBP2P_DEBUG`` is set, so its records reach stderr through Python's last-resort handler.
-  ``libp2p.protocol_muxer.multiselect_client`` logs an ERROR for every connection that closes
-  while identify is running (every short-lived runner): the CLI should give the ``libp2p``
-  logger its own handler and level.
+What callers must still do themselves is in the package's docstring (:mod:`github_p2p.p2p`).
 """
 
 from __future__ import annotations
@@ -87,11 +75,11 @@ import enum
 import ipaddress
 import logging
 import math
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 from libp2p import new_host
@@ -115,6 +103,7 @@ from github_p2p.errors import ConfigError, FleetUnavailableError
 from github_p2p.p2p import muxer
 from github_p2p.p2p.addresses import is_host, parse_bootstrap_peers, tcp_multiaddr
 from github_p2p.p2p.identity import load_or_create_identity
+from github_p2p.p2p.inbound import InboundHandlers
 
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -140,6 +129,8 @@ logger = logging.getLogger(__name__)
 StreamHandler = Callable[[INetStream], Awaitable[None]]
 
 _PSK_LENGTH = 32
+#: py-libp2p's switch for a WINDOW_UPDATE after every read (see the module docstring).
+RELEASE_ON_READ = "PY_YAMUX_RELEASE_ON_READ"
 #: How long resetting a failed handler's stream may take before we give up on it.
 _RESET_TIMEOUT = 1.0
 
@@ -163,6 +154,7 @@ class Workaround(enum.Enum):
     RECLAIM_INBOUND_TASKS = "reclaim-inbound-tasks"
     ENFORCE_RECEIVE_WINDOW = "enforce-receive-window"
     DISCARD_ON_RESET = "discard-on-reset"
+    BATCH_WINDOW_UPDATES = "batch-window-updates"
 
 
 ALL_WORKAROUNDS: frozenset[Workaround] = frozenset(Workaround)
@@ -250,11 +242,13 @@ async def running_host(settings: HostSettings | None = None) -> AsyncIterator[Ru
     the exception groups of libp2p's internal nurseries.
     """
     settings = settings if settings is not None else HostSettings()
+    if Workaround.BATCH_WINDOW_UPDATES in settings.workarounds:
+        os.environ.setdefault(RELEASE_ON_READ, "0")
     peerstore = _peerstore(settings)
     host = _build_host(settings, peerstore)
-    inbound: _InboundHandlers | None = None
+    inbound: InboundHandlers | None = None
     if Workaround.RECLAIM_INBOUND_TASKS in settings.workarounds:
-        inbound = _InboundHandlers(_swarm(host))
+        inbound = InboundHandlers(_swarm(host))
     try:
         async with host.run([tcp_multiaddr(settings.listen_host, settings.port)]):
             running = _describe(host, settings)
@@ -463,57 +457,6 @@ async def _close(host: IHost, timeout: float) -> None:
             logger.warning("closing the libp2p host failed", exc_info=True)
     if scope.cancelled_caught:
         logger.warning("closing the libp2p host took more than %g s; gave up", timeout)
-
-
-class _InboundHandlers:
-    """Ends the swarm's per-connection handler tasks once their connection is closed.
-
-    See :attr:`Workaround.RECLAIM_INBOUND_TASKS`. Only the swarm we built is changed: its
-    ``_handle_inbound_connection`` (looked up on the instance for every accepted connection)
-    is wrapped, on this instance, in a cancel scope the sweeper can cancel.
-    """
-
-    def __init__(self, swarm: Swarm) -> None:
-        self._handle = swarm._handle_inbound_connection
-        #: Live handlers: cancel scope -> (raw stream, sweeps that saw its socket closed).
-        self._live: dict[trio.CancelScope, tuple[Any, int]] = {}
-        swarm._handle_inbound_connection = self._reclaimable  # type: ignore[method-assign]
-
-    async def _reclaimable(self, read_write_closer: Any, maddr: Multiaddr) -> None:
-        with trio.CancelScope() as scope:
-            self._live[scope] = (read_write_closer, 0)
-            try:
-                await self._handle(read_write_closer, maddr)
-            finally:
-                del self._live[scope]
-
-    @property
-    def live(self) -> int:
-        """Handler tasks alive now (one per accepted connection not yet reclaimed)."""
-        return len(self._live)
-
-    async def sweep(self, interval: float) -> None:
-        """Every ``interval`` s, cancel handlers whose socket was already closed last time.
-
-        Waiting a whole interval after the socket closed leaves a failing handshake the time to
-        clean up on its own; what is cancelled then only awaits the swarm's end.
-        """
-        while True:
-            await trio.sleep(interval)
-            for scope, (stream, closed_sweeps) in list(self._live.items()):
-                if not _socket_closed(stream):
-                    continue
-                if closed_sweeps >= 1:
-                    scope.cancel()
-                else:
-                    self._live[scope] = (stream, closed_sweeps + 1)
-
-
-def _socket_closed(read_write_closer: Any) -> bool:
-    # TrioTCPStream -> trio.SocketStream -> socket; any other transport is never reclaimed.
-    sock = getattr(getattr(read_write_closer, "stream", None), "socket", None)
-    fileno = getattr(sock, "fileno", None)
-    return callable(fileno) and fileno() == -1
 
 
 # --- addresses ------------------------------------------------------------------------------

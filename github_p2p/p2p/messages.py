@@ -48,6 +48,7 @@ __all__ = [
     "ENTRY_ID_SIZE",
     "ERROR_CODES",
     "LEASE_OUTCOMES",
+    "LIMIT_RESOURCES",
     "MAX_ERROR_MESSAGE",
     "MAX_LEASE_WAIT",
     "MAX_RID",
@@ -97,6 +98,8 @@ ErrorCode: TypeAlias = Literal[
 ]
 
 ROLES: Final[frozenset[str]] = frozenset(get_args(Role))
+#: The rate-limit budgets a :class:`LimitNote` may name (``x-ratelimit-resource`` values).
+LIMIT_RESOURCES: Final[frozenset[str]] = frozenset({"core", "search", "graphql"})
 LEASE_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(LeaseOutcome))
 ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(ErrorCode))
 _HEX_DIGITS: Final = frozenset("0123456789abcdef")
@@ -291,7 +294,9 @@ class LimitNote:
 
     def __post_init__(self) -> None:
         check_rid(self.rid)
-        check_text(self.resource, "resource", limit=32)
+        # Only the budgets runners meet: a member cannot fill the hub's table (and every lease
+        # reply) with made-up names.
+        check_choice(self.resource, "resource", LIMIT_RESOURCES)
         set_field(self, "until", number(self.until, "until"))
 
 

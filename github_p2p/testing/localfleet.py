@@ -90,8 +90,11 @@ class LocalFleet:
 
     def __init__(self, api_url: str, *, secret: str = "demo-fleet-secret-0001",
                  repository: str = "octo/hello", workdir: Path | None = None,
-                 extra_env: Mapping[str, str] | None = None) -> None:
+                 extra_env: Mapping[str, str] | None = None, code: Path | None = None) -> None:
         self.api_url = api_url
+        #: Another checkout to run the nodes from (benchmarks of an earlier design); ``python
+        #: -m`` puts the working directory first on the path, so the nodes start there.
+        self.code = code
         self.secret = secret
         self.repository = repository
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="github-p2p-fleet-")
@@ -106,6 +109,8 @@ class LocalFleet:
                if k not in ("GITHUB_P2P_ENDPOINT", "MCP_P2P_BOOTSTRAP_PEERS")}
         env.update(GITHUB_API_URL=self.api_url, GITHUB_P2P_SECRET=self.secret,
                    GITHUB_REPOSITORY=self.repository, PYTHONUNBUFFERED="1")
+        if self.code is not None:
+            env["PYTHONPATH"] = str(self.code)
         env.update(self.extra_env)
         env.update(overrides)
         return env
@@ -120,6 +125,7 @@ class LocalFleet:
             process = subprocess.Popen(
                 [sys.executable, "-m", "github_p2p.cli", *args, "--ready-file", str(ready)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(env),
+                cwd=self.code,
             )
         return NodeProcess(name, process, ready, log_file)
 

@@ -289,6 +289,10 @@ class HubAdmission:
         key = scope_key(self._network_key, repository)
         return lambda ident: hmac.new(key, ident, hashlib.sha256).digest()
 
+    def limit_prefix(self, repository: str) -> str:
+        """The prefix of the rate-limit keys of ``repository`` (:meth:`StreamGate.limit_key`)."""
+        return self.mapper(repository)(b"rate-limits").hex()[:16] + ":"
+
 
 class StreamGate:
     """One stream's admission: nothing but ``Hello`` until admitted, then its scope's ids."""
@@ -331,7 +335,7 @@ class StreamGate:
             if self.admission is None:
                 policy.counts["admitted"] += 1
                 self._map = policy.mapper(admission.repository)
-                self._prefix = self._map(b"rate-limits").hex()[:16] + ":"
+                self._prefix = policy.limit_prefix(admission.repository)
             self.admission = admission
             return None
         if self.admission is None:
