@@ -36,6 +36,7 @@ __all__ = [
     "RateLimitExceededError",
     "RemoteProtocolError",
     "SecondaryRateLimitError",
+    "SharedStateUnavailableError",
     "StaleLeaseError",
     "TamperedEntryError",
     "UpstreamError",
@@ -157,6 +158,10 @@ class FleetError(GitHubP2PError):
 
 class FleetUnavailableError(FleetError):
     """No hub is reachable; callers fall back to the local cache and GitHub."""
+
+
+class SharedStateUnavailableError(FleetError):
+    """The state hubs share (Redis) is out of reach; the hub serves from its own fallback."""
 
 
 class CacheStoreError(GitHubP2PError):

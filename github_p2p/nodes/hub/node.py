@@ -11,13 +11,21 @@ from typing import Any
 
 import trio
 
+from github_p2p.errors import ConfigError
 from github_p2p.nodes.endpoint import build_app
+from github_p2p.nodes.hub.envelopes import MemoryEnvelopeStore
+from github_p2p.nodes.hub.failover import FailoverHubState
+from github_p2p.nodes.hub.redis_settings import RedisSettings
 from github_p2p.nodes.hub.service import HubService, HubSettings
+from github_p2p.nodes.hub.state import LocalHubState
 from github_p2p.nodes.mcpmount import HubMcpSettings, hub_mount
 from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
 from github_p2p.registry import HubRegistrySetup
 
-__all__ = ["run_hub"]
+__all__ = ["redis_hub_state", "run_hub"]
+
+#: Bound on the memory a hub's fallback keeps while Redis is out of reach.
+FALLBACK_BYTES = 256 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +34,8 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
                   ready_file: Path | None, *,
                   publish: Callable[[Sequence[str]], Mapping[str, Any]] | None = None,
                   registry: HubRegistrySetup | None = None,
-                  mcp: HubMcpSettings | None = None) -> None:
+                  mcp: HubMcpSettings | None = None,
+                  redis: RedisSettings | None = None) -> None:
     """Serve a hub until SIGTERM/SIGINT or ``/_p2p/shutdown``; prints its multiaddrs.
 
     ``publish`` (``--publish-secret``) runs once the hub is listening, with its multiaddrs;
@@ -34,9 +43,14 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
     ``registry`` (``--registry-issue``/``--registry-dir``) announces the hub there, prunes
     expired records, and withdraws the hub's record when it stops.
     ``mcp`` says how ``/mcp`` is served (default: loopback, no token, no ``github_get``).
+    ``redis`` (``--redis-url``) puts the hub's state in Redis, shared with the other hubs there.
     """
-    hub = HubService(settings)
     async with trio.open_nursery() as nursery:
+        state = None
+        if redis is not None:
+            state = redis_hub_state(settings, redis)
+            await nursery.start(state.run)
+        hub = HubService(settings, state)
         running = await nursery.start(hub.run)
         if registry is not None and settings.network_key is not None:
             agent = registry.agent(settings.network_key, running.peer_id, running.multiaddrs,
@@ -59,7 +73,20 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
             published = await trio.to_thread.run_sync(  # type: ignore[call-arg]
                 lambda: publish(addresses), abandon_on_cancel=True)
         write_ready_file(ready_file, {"endpoint": endpoint, "peer_id": running.peer_id,
-                                      "multiaddrs": running.multiaddrs, "status": "active",
+                                      "multiaddrs": running.multiaddrs, "status": hub.status,
                                       **published})
         await hub.shutdown.wait()
         nursery.cancel_scope.cancel()
+
+
+def redis_hub_state(settings: HubSettings, redis: RedisSettings) -> FailoverHubState:
+    """The hub's state in Redis, namespaced by its network key, with a memory fallback."""
+    from github_p2p.nodes.hub.redis_state import RedisHubState  # coredis: only with Redis
+
+    if settings.network_key is None:
+        raise ConfigError("a hub on Redis needs the network key (its key namespace)")
+    shared = RedisHubState(redis, settings.network_key, lease_ttl=settings.lease_ttl)
+    fallback = LocalHubState(MemoryEnvelopeStore(size_limit=min(settings.size_limit,
+                                                                FALLBACK_BYTES)),
+                             lease_ttl=settings.lease_ttl)
+    return FailoverHubState(shared, fallback, where=redis.display)

@@ -129,9 +129,17 @@ class HubService:
 
     # -- NodeView ----------------------------------------------------------------------------
 
+    @property
+    def status(self) -> str:
+        """``starting``, ``active``, or ``degraded`` while its shared state (Redis) is out of
+        reach and it serves from its own fallback."""
+        if not self.running:
+            return "starting"
+        return "degraded" if self.state.figures().get("state_status") == "degraded" else "active"
+
     def health(self) -> dict[str, Any]:
         """Liveness of the hub."""
-        return {"status": "active" if self.running else "starting", "role": self.role,
+        return {"status": self.status, "role": self.role,
                 "peer_id": self.running.peer_id if self.running else None,
                 "multiaddrs": self.running.multiaddrs if self.running else [],
                 "uptime": round(time.time() - self.started_at, 1)}
@@ -149,7 +157,7 @@ class HubService:
             **c,
             **figures,
             "role": self.role,
-            "status": "active" if self.running else "starting",
+            "status": self.status,
             "peer_hits": served,
             "hit_rate": round(served / asked, 4) if asked else 0.0,
             "connected_peers": len(self._peers),
