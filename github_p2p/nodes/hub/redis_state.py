@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Figure = int | float | str
+#: How coredis reports a connection it could not use: its own errors, the OS's, and anyio's
+#: when the connection closed under a command (a stopping pool).
+_BROKEN = (coredis.exceptions.RedisError, OSError, TimeoutError, anyio.ClosedResourceError,
+           anyio.BrokenResourceError)
 #: Rate-limit notes live at most this long (the gate believes no limit further away).
 _LIMITS_TTL_MS = 16 * 60 * 1000
 
@@ -165,8 +169,7 @@ class RedisHubState:
                 self._notifier.notify_all()
                 # Lapse at once: the next heartbeat of any hub hands on what our runners still
                 # hold, as it would for a hub that died.
-                with trio.CancelScope(shield=True), trio.move_on_after(1), suppress(
-                        coredis.exceptions.RedisError, OSError):
+                with trio.CancelScope(shield=True), trio.move_on_after(1), suppress(*_BROKEN):
                     await client.hset(self.keys.hubs, {self.instance: 0})
 
     async def probe(self) -> bool:
@@ -409,7 +412,7 @@ class RedisHubState:
             raise SharedStateUnavailableError(
                 f"Redis at {self.settings.display} did not answer {what} within "
                 f"{self.settings.op_timeout:g} s") from None
-        except (coredis.exceptions.RedisError, OSError, TimeoutError) as exc:
+        except _BROKEN as exc:
             self._failed()
             raise SharedStateUnavailableError(
                 f"Redis at {self.settings.display} failed {what}: {_reason(exc)}") from exc
