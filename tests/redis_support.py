@@ -45,11 +45,11 @@ async def redis_states(url: str, count: int = 1, *, lease_ttl: float = 30.0,
 
 
 @asynccontextmanager
-async def failover_state(url: str, *, lease_ttl: float = 30.0, key: bytes = KEY
-                         ) -> AsyncIterator[FailoverHubState]:
+async def failover_state(url: str, *, lease_ttl: float = 30.0, key: bytes = KEY,
+                         **overrides: Any) -> AsyncIterator[FailoverHubState]:
     """A hub's Redis state with its memory fallback, running until the block ends."""
     state = FailoverHubState(
-        RedisHubState(settings(url), key, lease_ttl=lease_ttl),
+        RedisHubState(settings(url, **overrides), key, lease_ttl=lease_ttl),
         LocalHubState(MemoryEnvelopeStore(), lease_ttl=lease_ttl), where=url)
     async with trio.open_nursery() as nursery:
         await nursery.start(state.run)
