@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from github_p2p.testing.redisserver import RedisServer, redis_server_path
+from github_p2p.testing.redisserver import RedisClusterNodes, RedisServer, redis_server_path
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 # The HTTPS simulator and CA fixtures of the tests that drive gh.
@@ -27,6 +27,18 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
         pytest.skip("redis-server is not installed (scripts/ensure-redis installs it)")
     with RedisServer(workdir=tmp_path / "redis") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory) -> Iterator[RedisClusterNodes]:
+    """A real three-node Redis Cluster on loopback, shared by a module (flush it per test)."""
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed (scripts/ensure-redis installs it)")
+    cluster = RedisClusterNodes(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
 
 
 class FakeClock:

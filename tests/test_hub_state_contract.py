@@ -2,9 +2,10 @@
 :class:`~github_p2p.nodes.hub.state.HubState`, whichever keeps it.
 
 Run against the in-process state (memory store and lease board), the Redis state on a real
-redis-server (one hub, and two hubs sharing it, askers alternating between them), and the
-Redis state behind its failover wrapper. Waits are synchronised on the states' own waiter
-counts, never on sleeps; the times involved only bound the waits.
+redis-server (one hub, and two hubs sharing it, askers alternating between them), two hubs on a
+real three-node Redis Cluster, and the Redis state behind its failover wrapper. Waits are
+synchronised on the states' own waiter counts, never on sleeps; the times involved only bound
+the waits.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Hubs:
 Make = Callable[..., AbstractAsyncContextManager[Hubs]]
 
 
-@pytest.fixture(params=["local", "redis", "redis-two-hubs", "failover"])
+@pytest.fixture(params=["local", "redis", "redis-two-hubs", "redis-cluster", "failover"])
 def make_hubs(request) -> Make:
     kind = request.param
 
@@ -55,6 +56,12 @@ def make_hubs(request) -> Make:
             state = LocalHubState(MemoryEnvelopeStore(), lease_ttl=lease_ttl)
             yield Hubs([state])
             state.close()
+            return
+        if kind == "redis-cluster":
+            cluster = request.getfixturevalue("redis_cluster")
+            cluster.flush()
+            async with redis_states(cluster.url, 2, lease_ttl=lease_ttl) as states:
+                yield Hubs(list(states))
             return
         server = request.getfixturevalue("redis_server")
         if kind == "failover":

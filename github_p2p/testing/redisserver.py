@@ -19,7 +19,7 @@ from types import TracebackType
 
 from github_p2p.errors import GitHubP2PError
 
-__all__ = ["RedisServer", "redis_server_path"]
+__all__ = ["RedisClusterNodes", "RedisServer", "redis_server_path"]
 
 
 def redis_server_path() -> str | None:
@@ -83,12 +83,18 @@ class RedisServer:
     def ping(self) -> bool:
         """True when something answers like Redis on the port."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                reply = sock.recv(64)
+            reply = self.command("PING")
         except OSError:
             return False
         return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def command(self, *args: str) -> bytes:
+        """Send one command (no password) and return the start of the raw reply."""
+        request = f"*{len(args)}\r\n".encode() + b"".join(
+            f"${len(arg.encode())}\r\n{arg}\r\n".encode() for arg in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(request)
+            return sock.recv(65536)
 
     def stop(self) -> None:
         """SIGTERM and wait (what an operator's restart does)."""
@@ -123,3 +129,47 @@ class RedisServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class RedisClusterNodes:
+    """A Redis Cluster of ``count`` primaries on loopback (``redis-cli --cluster create``)."""
+
+    def __init__(self, workdir: Path, count: int = 3) -> None:
+        self.nodes = [RedisServer(workdir=workdir / f"node{i}",
+                                  args=["--cluster-enabled", "yes",
+                                        "--cluster-config-file", "nodes.conf"])
+                      for i in range(count)]
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0?cluster=yes`` of the first node."""
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0?cluster=yes"
+
+    def start(self, timeout: float = 60.0) -> RedisClusterNodes:
+        """Start the nodes, join them, and wait until every node says the cluster is ok."""
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise GitHubP2PError("redis-cli is not installed (scripts/ensure-redis)")
+        subprocess.run([cli, "--cluster", "create",
+                        *[f"127.0.0.1:{node.port}" for node in self.nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not all(b"cluster_state:ok" in node.command("CLUSTER", "INFO")
+                      for node in self.nodes):
+            if time.monotonic() > deadline:
+                raise GitHubP2PError("the Redis Cluster did not come up")
+            time.sleep(0.05)
+        return self
+
+    def flush(self) -> None:
+        """Empty every node."""
+        for node in self.nodes:
+            node.command("FLUSHALL")
+
+    def close(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.close()

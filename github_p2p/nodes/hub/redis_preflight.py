@@ -11,6 +11,7 @@ import trio
 
 from github_p2p.errors import ConfigError
 from github_p2p.nodes.hub.redis_settings import RedisSettings
+from github_p2p.nodes.hub.redis_state import RedisClient, redis_client
 
 __all__ = ["Preflight", "preflight"]
 
@@ -31,7 +32,7 @@ async def preflight(settings: RedisSettings) -> Preflight:
     refused: BaseException | None = None
     unreachable: str | None = None
     warnings: list[str] = []
-    client: coredis.Redis[bytes] = coredis.Redis(**settings.client_options())
+    client = redis_client(settings)
     try:
         async with client:
             # Nothing may escape the body: the pool's task group would wrap it in a group.
@@ -51,7 +52,7 @@ async def preflight(settings: RedisSettings) -> Preflight:
     return Preflight(unreachable, tuple(warnings))
 
 
-async def _policy_warnings(client: coredis.Redis[bytes], settings: RedisSettings
+async def _policy_warnings(client: RedisClient, settings: RedisSettings
                            ) -> list[str]:
     try:
         with trio.fail_after(settings.op_timeout):

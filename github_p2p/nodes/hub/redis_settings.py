@@ -1,6 +1,7 @@
 """Where hubs share their state in Redis: the URL, validated once at the edge, and the key layout.
 
-``--redis-url`` takes ``redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`` or ``rediss://`` (TLS). A
+``--redis-url`` takes ``redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`` or ``rediss://`` (TLS), with
+``?cluster=yes`` for a Redis Cluster (HOST:PORT is then any node of it). A
 TLS connection verifies the server's certificate and host name unless the URL says
 ``ssl_cert_reqs=none``: coredis's own default (``CERT_OPTIONAL``, no host name check) would hand
 the ACL password to anyone in the middle. The password may come from
@@ -28,6 +29,7 @@ __all__ = ["RedisKeys", "RedisSettings", "fleet_namespace"]
 
 _TLS_OPTIONS = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
                           "ssl_check_hostname"})
+_OPTIONS = _TLS_OPTIONS | {"cluster"}
 _CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL,
               "none": ssl.CERT_NONE}
 _TRUE = frozenset({"1", "true", "yes", "y", "t"})
@@ -44,6 +46,8 @@ class RedisSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: bool = False
+    #: A Redis Cluster: commands go to the node serving the fleet's slot.
+    cluster: bool = False
     #: TLS options (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``,
     #: ``ssl_check_hostname``) as the URL gave them.
     tls_options: tuple[tuple[str, str], ...] = ()
@@ -64,6 +68,8 @@ class RedisSettings:
             raise ConfigError(f"the Redis port must be 1-65535, not {self.port}")
         if self.db < 0:
             raise ConfigError("the Redis database number must be 0 or more")
+        if self.cluster and self.db:
+            raise ConfigError("a Redis Cluster has database 0 only")
         for name in ("op_timeout", "connect_timeout", "heartbeat", "hub_ttl",
                      "figures_interval"):
             value = getattr(self, name)
@@ -95,16 +101,19 @@ class RedisSettings:
         if path and not path.isdigit():
             raise ConfigError(f"the Redis database must be a number, not {path!r}")
         query = parse_qs(parts.query, keep_blank_values=True)
-        unknown = sorted(set(query) - _TLS_OPTIONS)
+        unknown = sorted(set(query) - _OPTIONS)
         if unknown:
             raise ConfigError(f"unknown Redis URL option(s): {', '.join(unknown)}")
-        if query and parts.scheme != "rediss":
+        if set(query) & _TLS_OPTIONS and parts.scheme != "rediss":
             raise ConfigError("TLS options need a rediss:// URL")
+        cluster = query.pop("cluster", ["no"])[-1].lower()
+        if cluster not in _TRUE | _FALSE:
+            raise ConfigError("cluster must be yes or no")
         password = unquote(parts.password) if parts.password else None
         password = password or env.get("GITHUB_P2P_REDIS_PASSWORD") or None
         return cls(host=parts.hostname or "", port=port, db=int(path or 0),
                    username=unquote(parts.username) if parts.username else None,
-                   password=password, tls=parts.scheme == "rediss",
+                   password=password, tls=parts.scheme == "rediss", cluster=cluster in _TRUE,
                    tls_options=tuple(sorted((k, v[-1]) for k, v in query.items())),
                    **timings)
 
@@ -113,7 +122,8 @@ class RedisSettings:
         """The URL without its password, for logs and status pages."""
         user = f"{self.username}@" if self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'rediss' if self.tls else 'redis'}://{user}{host}:{self.port}/{self.db}"
+        return (f"{'rediss' if self.tls else 'redis'}://{user}{host}:{self.port}/{self.db}"
+                + ("?cluster=yes" if self.cluster else ""))
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context (``None`` for ``redis://``): verifying by default."""
@@ -133,12 +143,14 @@ class RedisSettings:
         return context
 
     def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`coredis.Redis`."""
+        """Keyword arguments for :class:`coredis.Redis` (or :class:`coredis.RedisCluster`)."""
         options: dict[str, Any] = {
-            "host": self.host, "port": self.port, "db": self.db, "username": self.username,
+            "host": self.host, "port": self.port, "username": self.username,
             "password": self.password, "stream_timeout": self.op_timeout,
-            "connect_timeout": self.connect_timeout, "client_name": "github-p2p-hub",
+            "connect_timeout": self.connect_timeout,
         }
+        if not self.cluster:
+            options.update(db=self.db, client_name="github-p2p-hub")
         try:
             context = self.ssl_context()
         except (OSError, ssl.SSLError) as exc:

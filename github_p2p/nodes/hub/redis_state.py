@@ -42,12 +42,14 @@ from github_p2p.nodes.hub.redis_settings import RedisKeys, RedisSettings, fleet_
 if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["ALL_COREDIS_WORKAROUNDS", "CoredisWorkaround", "FillNotifier", "RedisHubState"]
+__all__ = ["ALL_COREDIS_WORKAROUNDS", "CoredisWorkaround", "FillNotifier", "RedisClient",
+           "RedisHubState", "redis_client"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Figure = int | float | str
+RedisClient = coredis.Redis[bytes] | coredis.RedisCluster[bytes]
 #: How coredis reports a connection it could not use: its own errors, the OS's, and anyio's
 #: when the connection closed under a command (a stopping pool).
 _BROKEN = (coredis.exceptions.RedisError, OSError, TimeoutError, anyio.ClosedResourceError,
@@ -128,7 +130,7 @@ class RedisHubState:
         self.leases_reaped = 0
         self._wall_clock = wall_clock
         self._notifier = FillNotifier()
-        self._client: coredis.Redis[bytes] | None = None
+        self._client: RedisClient | None = None
         self._scripts: dict[str, Any] = {}
         self._subscribed = False
         self._healthy = False
@@ -147,7 +149,7 @@ class RedisHubState:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the connection, the subscription, the heartbeat and the figures until
         cancelled; ``started`` after the first attempt to reach Redis, reached or not."""
-        client: coredis.Redis[bytes] = coredis.Redis(**self.settings.client_options())
+        client = redis_client(self.settings)
         async with client:
             self._client = client
             self._scripts = {name: client.register_script(getattr(redis_scripts, name))
@@ -385,22 +387,24 @@ class RedisHubState:
         cursor = 0
         while True:
             cursor, keys = await self._call("scan", functools.partial(
-                _scan, cursor=cursor, match=self.keys.prefix + "*"))
+                _scan, cursor=cursor, match=self.keys.prefix + "*", cluster=self.settings.cluster,
+                route=self.keys.prefix))
             for key in keys:
                 kind = key[len(prefix):len(prefix) + 2]
                 if kind in counts:
                     counts[kind] += 1
             if cursor == 0:
                 break
-        memory = await self._call("info", lambda c: c.info("memory"))
+        memory = await self._call("info", lambda c: _routed(c.info("memory"),
+                                                            self.settings.cluster,
+                                                            self.keys.prefix))
         used = memory.get("used_memory", 0)
         self._shared.update(total_entries=counts[b"e:"], fills_in_flight=counts[b"l:"],
                             bytes_stored=int(used) if isinstance(used, int | float) else 0)
 
     # -- helpers -----------------------------------------------------------------------------
 
-    async def _call(self, what: str, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]
-                    ) -> T:
+    async def _call(self, what: str, command: Callable[[RedisClient], Awaitable[T]]) -> T:
         client = self._client
         if client is None:
             raise SharedStateUnavailableError("the Redis client is not running")
@@ -441,9 +445,21 @@ class RedisHubState:
         return _ms(self._wall_clock())
 
 
-def _scan(client: coredis.Redis[bytes], *, cursor: int, match: str
+def redis_client(settings: RedisSettings) -> RedisClient:
+    """A coredis client for ``settings``: one server, or a cluster."""
+    if settings.cluster:
+        return coredis.RedisCluster(**settings.client_options())
+    return coredis.Redis(**settings.client_options())
+
+
+def _routed(request: Any, cluster: bool, key: str) -> Any:
+    """On a cluster, send a keyless command to the node serving the fleet's slot."""
+    return request.route(key) if cluster else request
+
+
+def _scan(client: RedisClient, *, cursor: int, match: str, cluster: bool, route: str
           ) -> Awaitable[tuple[int, tuple[bytes, ...]]]:
-    return client.scan(cursor, match=match, count=1000)
+    return _routed(client.scan(cursor, match=match, count=1000), cluster, route)  # type: ignore[no-any-return]
 
 
 def _ms(seconds: float) -> int:
