@@ -205,7 +205,11 @@ def test_urls_are_validated_and_passwords_kept_out_of_sight():
     assert "s@cret" not in parsed.display and "s@cret" not in repr(parsed)
     from_env = RedisSettings.from_url("redis://hub@h:1/0", {"GITHUB_P2P_REDIS_PASSWORD": "pw"})
     assert from_env.password == "pw"
+    cluster = RedisSettings.from_url("redis://node1:7000?cluster=yes", {})
+    assert cluster.cluster and cluster.display.endswith("?cluster=yes")
+    assert "db" not in cluster.client_options()
     for bad, why in (("http://h", "redis://"), ("redis://h/x", "database"),
+                     ("redis://h/1?cluster=yes", "database 0"), ("redis://h?cluster=2", "yes"),
                      ("redis://h:99999", "Redis URL"), ("redis://h?ssl_ca_certs=x", "rediss"),
                      ("rediss://h?timeout=3", "unknown"), ("redis://", "host"),
                      ("rediss://h?ssl_cert_reqs=maybe", "ssl_cert_reqs")):

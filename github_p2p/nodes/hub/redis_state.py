@@ -292,6 +292,7 @@ class RedisHubState:
             "waiters": self._waiting,
             "leases_reaped": self.leases_reaped,
             "redis_errors": self.errors,
+            "redis_namespace": self.keys.namespace,
             **self._shared,
         }
 
