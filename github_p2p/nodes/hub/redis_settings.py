@@ -60,6 +60,11 @@ class RedisSettings:
     hub_ttl: float = 10.0
     #: How often the entry count and memory figures are refreshed (a SCAN of the fleet's keys).
     figures_interval: float = 10.0
+    #: A fresh entry a hub read from Redis is served from its memory for up to this long (0:
+    #: never); puts and deletes anywhere evict it at once through pub/sub.
+    near_ttl: float = 2.0
+    #: Bound on that memory.
+    near_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -75,6 +80,8 @@ class RedisSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"Redis {name} must be positive")
+        if not (math.isfinite(self.near_ttl) and self.near_ttl >= 0) or self.near_bytes < 0:
+            raise ConfigError("Redis near_ttl and near_bytes must be 0 or more")
         if self.hub_ttl <= 2 * self.heartbeat:
             raise ConfigError("Redis hub_ttl must exceed two heartbeats")
         options = dict(self.tls_options)
