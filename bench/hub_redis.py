@@ -12,7 +12,8 @@ rounds alternate the set-ups so a noisy machine weighs on each alike; medians ar
    fleet holds, for ``--seconds``. gets/s is replies over the window, summed over the hubs.
 2. **CPU per request**: each hub's utime+stime (``/proc``) over the load phase divided by the
    lease requests it answered in that phase (its ``/_p2p/stats``); Redis's CPU likewise, per
-   request of the whole fleet.
+   request of the whole fleet; and the share of gets a hub answered from the entries it keeps
+   in memory (``near_hits``) rather than with a Redis round trip.
 3. **Upstream calls**: ``--fleet-runners`` runner daemons linked to every hub ask the same
    ``--resources`` resources at once through their endpoints (simulator, 50 ms per request);
    the GitHub calls counted by the simulator.
@@ -109,12 +110,14 @@ def one_setup(hubs_wanted: int, on_redis: bool, sim: GitHubSimulator,
             ids = [os.urandom(32) for _ in range(500)]
             trio.run(_prefill, hubs[0].multiaddr, psk, ids)
             before_cpu = [cpu_seconds(h.process.pid) for h in hubs]
-            before_leases = [_stats(h)["leases"] for h in hubs]
+            before = [_stats(h) for h in hubs]
             redis_cpu = cpu_seconds(redis.process.pid) if redis and redis.process else 0.0
             replies, errors = _load(hubs, psk, ids, args.seconds, args.load_runners)
             cpu = [cpu_seconds(h.process.pid) - b for h, b in zip(hubs, before_cpu, strict=True)]
-            answered = [_stats(h)["leases"] - b for h, b in zip(hubs, before_leases,
-                                                                  strict=True)]
+            after = [_stats(h) for h in hubs]
+            answered = [a["leases"] - b["leases"] for a, b in zip(after, before, strict=True)]
+            from_memory = sum(a.get("near_hits", 0) - b.get("near_hits", 0)
+                              for a, b in zip(after, before, strict=True))
             out: dict[str, float] = {
                 "gets_per_s": replies / args.seconds,
                 "load_errors": errors,
@@ -126,6 +129,7 @@ def one_setup(hubs_wanted: int, on_redis: bool, sim: GitHubSimulator,
             if redis is not None and redis.process is not None:
                 out["redis_cpu_ms_per_get"] = (1000 * (cpu_seconds(redis.process.pid)
                                                        - redis_cpu) / max(sum(answered), 1))
+                out["gets_from_hub_memory"] = from_memory / max(sum(answered), 1)
             out.update(_fleet_workload(fleet, sim, hubs, args.fleet_runners, args.resources))
             return out
     finally:

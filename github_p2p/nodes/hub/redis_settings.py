@@ -62,7 +62,7 @@ class RedisSettings:
     figures_interval: float = 10.0
     #: A fresh entry a hub read from Redis is served from its memory for up to this long (0:
     #: never); puts and deletes anywhere evict it at once through pub/sub.
-    near_ttl: float = 2.0
+    near_ttl: float = 10.0
     #: Bound on that memory.
     near_bytes: int = 32 * 1024 * 1024
 
