@@ -4,7 +4,9 @@
                                         [--fleet-runners 10] [--resources 40]
 
 Set-ups: ``1 hub (local)`` (the hub's own disk store and lease board), ``2 hubs (Redis)`` and
-``3 hubs (Redis)`` (``github-p2p bootstrap --redis-url``, one fresh redis-server each). The
+``3 hubs (Redis)`` (``github-p2p bootstrap --redis-url``, one fresh redis-server each), and three
+hubs again with ``near_ttl=0`` (no entries kept in a hub's memory: every get costs a Redis round
+trip). The
 rounds alternate the set-ups so a noisy machine weighs on each alike; medians are reported.
 
 1. **Hub throughput**: ``--load-runners`` processes, each a libp2p runner host linked to one
@@ -40,8 +42,9 @@ from github_p2p.testing.redisserver import RedisServer
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 SECRET = "bench-redis-secret-0001"
-SETUPS = (("1 hub (local)", 1, False), ("2 hubs (Redis)", 2, True),
-          ("3 hubs (Redis)", 3, True))
+SETUPS = (("1 hub (local)", 1, ""), ("2 hubs (Redis)", 2, "?near_ttl=10"),
+          ("3 hubs (Redis)", 3, "?near_ttl=10"),
+          ("3 hubs (Redis, every get asks Redis)", 3, "?near_ttl=0"))
 
 
 def _stats(node: NodeProcess) -> dict[str, Any]:
@@ -96,13 +99,13 @@ def _fleet_workload(fleet: LocalFleet, sim: GitHubSimulator, hubs: list[NodeProc
             "upstream_calls": len(upstream), "unique_resources": resources}
 
 
-def one_setup(hubs_wanted: int, on_redis: bool, sim: GitHubSimulator,
+def one_setup(hubs_wanted: int, redis_options: str, sim: GitHubSimulator,
               args: argparse.Namespace) -> dict[str, float]:
-    """Start the set-up, measure it, stop it."""
-    redis = RedisServer().start() if on_redis else None
+    """Start the set-up (on Redis when ``redis_options`` is not empty), measure it, stop it."""
+    redis = RedisServer().start() if redis_options else None
     try:
         with LocalFleet(sim.url, secret=SECRET) as fleet:
-            extra = ["--redis-url", redis.url] if redis is not None else []
+            extra = ["--redis-url", redis.url + redis_options] if redis is not None else []
             hubs = [fleet.start_hub(wait=False, args=extra) for _ in range(hubs_wanted)]
             for hub in hubs:
                 hub.wait_ready(180)
@@ -149,9 +152,9 @@ def main() -> None:
     load_start = os.getloadavg()
     with GitHubSimulator(SimulatorConfig(latency=0.05, rate_limit=10**7)) as sim:
         for round_ in range(args.rounds):
-            for name, hubs, on_redis in SETUPS:
+            for name, hubs, options in SETUPS:
                 started = time.monotonic()
-                runs[name].append(one_setup(hubs, on_redis, sim, args))
+                runs[name].append(one_setup(hubs, options, sim, args))
                 print(f"round {round_ + 1} {name}: {runs[name][-1]} "
                       f"({time.monotonic() - started:.0f} s, load {os.getloadavg()[0]:.2f})",
                       flush=True)

@@ -208,8 +208,10 @@ def test_urls_are_validated_and_passwords_kept_out_of_sight():
     cluster = RedisSettings.from_url("redis://node1:7000?cluster=yes", {})
     assert cluster.cluster and cluster.display.endswith("?cluster=yes")
     assert "db" not in cluster.client_options()
+    assert RedisSettings.from_url("redis://h?near_ttl=0", {}).near_ttl == 0
     for bad, why in (("http://h", "redis://"), ("redis://h/x", "database"),
                      ("redis://h/1?cluster=yes", "database 0"), ("redis://h?cluster=2", "yes"),
+                     ("redis://h?near_ttl=soon", "near_ttl"), ("redis://h?near_ttl=-1", "near"),
                      ("redis://h:99999", "Redis URL"), ("redis://h?ssl_ca_certs=x", "rediss"),
                      ("rediss://h?timeout=3", "unknown"), ("redis://", "host"),
                      ("rediss://h?ssl_cert_reqs=maybe", "ssl_cert_reqs")):
