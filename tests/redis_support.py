@@ -14,9 +14,10 @@ import trio
 
 from github_p2p.nodes.hub.envelopes import MemoryEnvelopeStore
 from github_p2p.nodes.hub.failover import FailoverHubState
-from github_p2p.nodes.hub.redis_settings import RedisSettings
-from github_p2p.nodes.hub.redis_state import RedisHubState
+from github_p2p.nodes.hub.redis_settings import RedisKeys, RedisSettings, fleet_namespace
+from github_p2p.nodes.hub.redis_state import RedisHubState, redis_client
 from github_p2p.nodes.hub.state import LocalHubState
+from github_p2p.workqueue.redisstore import RedisQueueStore
 
 #: The network key of the test fleet (its Redis namespace derives from it).
 KEY = bytes(range(100, 132))
@@ -70,3 +71,10 @@ async def eventually(condition: Callable[[], Any], what: str, timeout: float = 1
                 return
             await trio.sleep(0.02)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@asynccontextmanager
+async def redis_queue_store(url: str, key: bytes = KEY) -> AsyncIterator[RedisQueueStore]:
+    """A Redis queue store on its own client, for the block."""
+    async with redis_client(settings(url)) as client:
+        yield RedisQueueStore(lambda: client, RedisKeys(fleet_namespace(key)).prefix)

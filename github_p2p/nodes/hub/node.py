@@ -21,8 +21,9 @@ from github_p2p.nodes.hub.state import LocalHubState
 from github_p2p.nodes.mcpmount import HubMcpSettings, hub_mount
 from github_p2p.nodes.runtime import serve_http, stop_on_signals, write_ready_file
 from github_p2p.registry import HubRegistrySetup
+from github_p2p.workqueue.store import QueueStore
 
-__all__ = ["redis_hub_state", "run_hub"]
+__all__ = ["redis_hub_state", "redis_queue_store", "run_hub"]
 
 #: Bound on the memory a hub's fallback keeps while Redis is out of reach.
 FALLBACK_BYTES = 256 * 1024 * 1024
@@ -46,11 +47,12 @@ async def run_hub(settings: HubSettings, http_host: str, http_port: int,
     ``redis`` (``--redis-url``) puts the hub's state in Redis, shared with the other hubs there.
     """
     async with trio.open_nursery() as nursery:
-        state = None
+        state = queue_store = None
         if redis is not None:
             state = redis_hub_state(settings, redis)
             await nursery.start(state.run)
-        hub = HubService(settings, state)
+            queue_store = redis_queue_store(state)
+        hub = HubService(settings, state, queue_store=queue_store)
         running = await nursery.start(hub.run)
         if registry is not None and settings.network_key is not None:
             agent = registry.agent(settings.network_key, running.peer_id, running.multiaddrs,
@@ -90,3 +92,15 @@ def redis_hub_state(settings: HubSettings, redis: RedisSettings) -> FailoverHubS
                                                                 FALLBACK_BYTES)),
                              lease_ttl=settings.lease_ttl)
     return FailoverHubState(shared, fallback, where=redis.display)
+
+
+def redis_queue_store(state: FailoverHubState) -> QueueStore:
+    """The work queues next to the cache in Redis, on the same connection. Queues have no
+    local fallback: two copies would run items twice, so while Redis is away queue requests
+    fail and runners retry (as they do while a hub restarts)."""
+    from github_p2p.nodes.hub.redis_state import RedisHubState
+    from github_p2p.workqueue.redisstore import RedisQueueStore
+
+    shared = state.shared
+    assert isinstance(shared, RedisHubState)
+    return RedisQueueStore(lambda: shared.client, shared.keys.prefix)

@@ -153,6 +153,11 @@ class RedisHubState:
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
+    def client(self) -> RedisClient | None:
+        """The running client (``None`` outside :meth:`run`), shared with the queue store."""
+        return self._client
+
+    @property
     def available(self) -> bool:
         """True while commands succeed and fills are being announced to this hub."""
         return self._client is not None and self._subscribed and self._healthy

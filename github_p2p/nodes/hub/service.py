@@ -50,6 +50,7 @@ from github_p2p.p2p.messages import (
 )
 from github_p2p.p2p.queue_messages import QUEUE_REQUEST_TYPES
 from github_p2p.p2p.wire import PROTOCOL_ID, error_reply_for
+from github_p2p.workqueue.store import QueueStore
 
 __all__ = ["HubService", "HubSettings", "PeerRecord"]
 
@@ -108,13 +109,15 @@ class HubService:
 
     role = "bootstrap"
 
-    def __init__(self, settings: HubSettings, state: HubState | None = None) -> None:
+    def __init__(self, settings: HubSettings, state: HubState | None = None, *,
+                 queue_store: QueueStore | None = None) -> None:
         self.settings = settings
         self.state: HubState = state or LocalHubState(
             DiskEnvelopeStore(settings.cache_dir / "envelopes", size_limit=settings.size_limit),
             lease_ttl=settings.lease_ttl)
         self.reports = FleetReports()
-        self.queues = HubQueues(settings.cache_dir, shutting_down=lambda: self.shutdown.is_set())
+        self.queues = HubQueues(settings.cache_dir, shutting_down=lambda: self.shutdown.is_set(),
+                                store=queue_store)
         #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
         self.registry_stats: Callable[[], Mapping[str, int]] | None = None
         self.running: RunningHost | None = None
