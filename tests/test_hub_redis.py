@@ -9,6 +9,7 @@ in the subscriber shows itself without the workaround.
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import subprocess
 import sys
@@ -24,12 +25,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from redis_support import KEY, eventually, redis_states, settings
 
+from github_p2p.core import queue as core_queue
 from github_p2p.core.lease import LeaseOutcome
+from github_p2p.core.queue import QueueKey, QueueMeta, QueuePolicy
 from github_p2p.errors import ConfigError
 from github_p2p.nodes.hub.redis_preflight import preflight
 from github_p2p.nodes.hub.redis_settings import RedisKeys, RedisSettings, fleet_namespace
 from github_p2p.nodes.hub.redis_state import ALL_COREDIS_WORKAROUNDS, CoredisWorkaround
 from github_p2p.testing.redisserver import RedisServer, redis_server_path
+from github_p2p.workqueue.redisstore import RedisQueueStore
 
 ID = bytes(range(32))
 TAG = bytes([9]) * 32
@@ -37,7 +41,8 @@ TAG = bytes([9]) * 32
 HUB_ACL = ("gp2p-hub on >hub-password resetkeys ~gp2p:* resetchannels &gp2p:* -@all "
            "+@connection +select +evalsha +script|load +publish +subscribe +unsubscribe "
            "+hgetall +hset +del +scan +info +hmget +get +set +sadd +srem +smembers +pexpire "
-           "+pttl +hdel +hget +exists")
+           "+pttl +hdel +hget +exists +hincrby +zadd +zrem +zrange +zrangebyscore +zcard "
+           "+rename +persist")
 
 needs_redis = pytest.mark.skipif(redis_server_path() is None,
                                  reason="redis-server is not installed (scripts/ensure-redis)")
@@ -132,6 +137,17 @@ async def test_a_least_privilege_acl_user_is_enough(tmp_path):
             await one.refresh_figures()
             assert one.errors == two.errors == 0
             assert one.figures()["total_entries"] == 1
+            # The work queues too.
+            queues = RedisQueueStore(lambda: one.client, one.keys.prefix)
+            key = QueueKey(bytes([3]) * 32, 1)
+            policy = QueuePolicy()
+            await queues.create(QueueMeta(key, policy, 2, "peer", 1.0, 1.0),
+                                core_queue.new_items([(bytes(32), b"a"), (bytes([1]) * 32, b"b")],
+                                                     done_before=(), now=1.0))
+            claimed = await queues.claim_first(key, functools.partial(
+                core_queue.claim, holder="r", token="t", now=2.0, policy=policy))
+            assert claimed is not None and (await queues.counts(key)).leased == 1
+            assert await queues.prune(idle_before=10.0) == 1
         with pytest.raises(ConfigError, match="refused the credentials"):
             await preflight(settings(f"redis://gp2p-hub:wrong@127.0.0.1:{server.port}/0"))
 
