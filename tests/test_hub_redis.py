@@ -29,9 +29,9 @@ from github_p2p.core import queue as core_queue
 from github_p2p.core.lease import LeaseOutcome
 from github_p2p.core.queue import QueueKey, QueueMeta, QueuePolicy
 from github_p2p.errors import ConfigError
+from github_p2p.nodes.hub.redis_client import ALL_COREDIS_WORKAROUNDS, CoredisWorkaround
 from github_p2p.nodes.hub.redis_preflight import preflight
 from github_p2p.nodes.hub.redis_settings import RedisKeys, RedisSettings, fleet_namespace
-from github_p2p.nodes.hub.redis_state import ALL_COREDIS_WORKAROUNDS, CoredisWorkaround
 from github_p2p.testing.redisserver import RedisServer, redis_server_path
 from github_p2p.workqueue.redisstore import RedisQueueStore
 

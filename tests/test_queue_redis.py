@@ -106,7 +106,7 @@ async def test_the_store_on_a_redis_cluster(redis_cluster):
     redis_cluster.flush()
     from redis_support import settings
 
-    from github_p2p.nodes.hub.redis_state import redis_client
+    from github_p2p.nodes.hub.redis_client import redis_client
 
     async with redis_client(settings(redis_cluster.url)) as client:
         store = RedisQueueStore(lambda: client, RedisKeys(fleet_namespace(KEY)).prefix)

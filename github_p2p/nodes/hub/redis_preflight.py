@@ -10,8 +10,8 @@ import coredis
 import trio
 
 from github_p2p.errors import ConfigError
+from github_p2p.nodes.hub.redis_client import RedisClient, redis_client
 from github_p2p.nodes.hub.redis_settings import RedisSettings
-from github_p2p.nodes.hub.redis_state import RedisClient, redis_client
 
 __all__ = ["Preflight", "preflight"]
 

@@ -20,19 +20,16 @@ failure is raised as :class:`SharedStateUnavailableError`.
 
 from __future__ import annotations
 
-import enum
 import functools
 import hashlib
 import logging
 import secrets
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any, TypeVar
 
 import anyio
-import coredis
 import trio
 from coredis.retry import NoRetryPolicy
 
@@ -43,75 +40,28 @@ from github_p2p.errors import SharedStateUnavailableError
 from github_p2p.nodes.hub import redis_scripts
 from github_p2p.nodes.hub.envelopes import StoredEnvelope
 from github_p2p.nodes.hub.leases import LeaseStats
+from github_p2p.nodes.hub.redis_client import (
+    ALL_COREDIS_WORKAROUNDS,
+    BROKEN,
+    CoredisWorkaround,
+    RedisClient,
+    reason,
+    redis_client,
+    routed,
+    scan_keys,
+    without,
+)
+from github_p2p.nodes.hub.redis_fills import FillNotifier
 from github_p2p.nodes.hub.redis_settings import RedisKeys, RedisSettings, fleet_namespace
 
-if sys.version_info < (3, 11):  # pragma: no cover - trio depends on the backport there
-    from exceptiongroup import BaseExceptionGroup
-
-__all__ = ["ALL_COREDIS_WORKAROUNDS", "CoredisWorkaround", "FillNotifier", "RedisClient",
-           "RedisHubState", "redis_client"]
+__all__ = ["RedisHubState"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Figure = int | float | str
-RedisClient = coredis.Redis[bytes] | coredis.RedisCluster[bytes]
-#: How coredis reports a connection it could not use: its own errors, the OS's, and anyio's
-#: when the connection closed under a command (a stopping pool).
-_BROKEN = (coredis.exceptions.RedisError, OSError, TimeoutError, anyio.ClosedResourceError,
-           anyio.BrokenResourceError)
 #: Rate-limit notes live at most this long (the gate believes no limit further away).
 _LIMITS_TTL_MS = 16 * 60 * 1000
-
-
-class CoredisWorkaround(enum.Enum):
-    """A coredis 6.9 defect :class:`RedisHubState` works around; on by default, switchable for
-    the regression test that shows it."""
-
-    #: Cancelling a pub/sub context while the client's pool closes (a hub stopping) often
-    #: raises ``anyio.ClosedResourceError`` from the UNSUBSCRIBE of its clean-up, instead of
-    #: ending quietly: the stop would crash. The subscriber swallows that one error.
-    PUBSUB_CANCEL = "pubsub-cancel"
-
-
-ALL_COREDIS_WORKAROUNDS: frozenset[CoredisWorkaround] = frozenset(CoredisWorkaround)
-
-
-class FillNotifier:
-    """Fans the hub's one subscription out to local waiters: those of an id share an event."""
-
-    def __init__(self) -> None:
-        self._events: dict[bytes, trio.Event] = {}
-        self._watchers: dict[bytes, int] = {}
-
-    @contextmanager
-    def watch(self, entry_id: bytes) -> Iterator[trio.Event]:
-        """The event the next fill or release of ``entry_id`` sets; enter it before checking."""
-        event = self._events.get(entry_id)
-        if event is None:
-            event = self._events[entry_id] = trio.Event()
-        self._watchers[entry_id] = self._watchers.get(entry_id, 0) + 1
-        try:
-            yield event
-        finally:
-            left = self._watchers[entry_id] - 1
-            if left:
-                self._watchers[entry_id] = left
-            else:
-                del self._watchers[entry_id]
-                self._events.pop(entry_id, None)
-
-    def notify(self, entry_id: bytes) -> None:
-        """``entry_id`` was filled or its lease given back: wake its waiters."""
-        event = self._events.pop(entry_id, None)
-        if event is not None:
-            event.set()
-
-    def notify_all(self) -> None:
-        """Announcements may have been missed (the subscription broke): wake every waiter."""
-        events, self._events = self._events, {}
-        for event in events.values():
-            event.set()
 
 
 class RedisHubState:
@@ -187,7 +137,7 @@ class RedisHubState:
                 self._notifier.notify_all()
                 # Lapse at once: the next heartbeat of any hub hands on what our runners still
                 # hold, as it would for a hub that died.
-                with trio.CancelScope(shield=True), trio.move_on_after(1), suppress(*_BROKEN):
+                with trio.CancelScope(shield=True), trio.move_on_after(1), suppress(*BROKEN):
                     await client.hset(self.keys.hubs, {self.instance: 0})
 
     async def probe(self) -> bool:
@@ -351,14 +301,14 @@ class RedisHubState:
                     async for message in pubsub:
                         self._on_message(message["data"])
             except BaseException as exc:  # coredis raises exception groups
-                rest = _without(exc, quiet)  # see CoredisWorkaround.PUBSUB_CANCEL
+                rest = without(exc, quiet)  # see CoredisWorkaround.PUBSUB_CANCEL
                 if rest is exc and not isinstance(exc, Exception):
                     raise  # cancelled
                 if rest is not None and not isinstance(rest, Exception):
                     raise rest from None
                 if rest is not None and self._subscribed:
                     log.warning("lost the Redis subscription at %s: %s", self.settings.display,
-                                _reason(rest))
+                                reason(rest))
             finally:
                 self._subscribed = False
                 self._near = self._new_near()
@@ -428,15 +378,15 @@ class RedisHubState:
         cursor = 0
         while True:
             cursor, keys = await self._call("scan", functools.partial(
-                _scan, cursor=cursor, match=self.keys.prefix + "*", cluster=self.settings.cluster,
-                route=self.keys.prefix))
+                scan_keys, cursor=cursor, match=self.keys.prefix + "*",
+                cluster=self.settings.cluster, route=self.keys.prefix))
             for key in keys:
                 kind = key[len(prefix):len(prefix) + 2]
                 if kind in counts:
                     counts[kind] += 1
             if cursor == 0:
                 break
-        memory = await self._call("info", lambda c: _routed(c.info("memory"),
+        memory = await self._call("info", lambda c: routed(c.info("memory"),
                                                             self.settings.cluster,
                                                             self.keys.prefix))
         used = memory.get("used_memory", 0)
@@ -457,10 +407,10 @@ class RedisHubState:
             raise SharedStateUnavailableError(
                 f"Redis at {self.settings.display} did not answer {what} within "
                 f"{self.settings.op_timeout:g} s") from None
-        except _BROKEN as exc:
+        except BROKEN as exc:
             self._failed()
             raise SharedStateUnavailableError(
-                f"Redis at {self.settings.display} failed {what}: {_reason(exc)}") from exc
+                f"Redis at {self.settings.display} failed {what}: {reason(exc)}") from exc
         self._healthy = True
         return result
 
@@ -512,23 +462,6 @@ class RedisHubState:
         return _ms(self._wall_clock())
 
 
-def redis_client(settings: RedisSettings) -> RedisClient:
-    """A coredis client for ``settings``: one server, or a cluster."""
-    if settings.cluster:
-        return coredis.RedisCluster(**settings.client_options())
-    return coredis.Redis(**settings.client_options())
-
-
-def _routed(request: Any, cluster: bool, key: str) -> Any:
-    """On a cluster, send a keyless command to the node serving the fleet's slot."""
-    return request.route(key) if cluster else request
-
-
-def _scan(client: RedisClient, *, cursor: int, match: str, cluster: bool, route: str
-          ) -> Awaitable[tuple[int, tuple[bytes, ...]]]:
-    return _routed(client.scan(cursor, match=match, count=1000), cluster, route)  # type: ignore[no-any-return]
-
-
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
@@ -540,20 +473,3 @@ def _stored(fields: Any) -> StoredEnvelope | None:
         return None
     return StoredEnvelope(bytes(envelope), int(fresh_until) / 1000, int(stored_at) / 1000,
                           bytes.fromhex(tag.decode()) if tag else None)
-
-
-def _without(exc: BaseException, kinds: tuple[type[BaseException], ...]
-             ) -> BaseException | None:
-    """``exc`` without its leaves of ``kinds`` (``None`` when nothing else is left)."""
-    if not kinds:
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(kinds)[1]
-    return None if isinstance(exc, kinds) else exc
-
-
-def _reason(exc: BaseException) -> str:
-    """A one-line reason, looking inside exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
