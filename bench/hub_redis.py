@@ -4,9 +4,7 @@
                                         [--fleet-runners 10] [--resources 40]
 
 Set-ups: ``1 hub (local)`` (the hub's own disk store and lease board), ``2 hubs (Redis)`` and
-``3 hubs (Redis)`` (``github-p2p bootstrap --redis-url``, one fresh redis-server each), and three
-hubs again with ``near_ttl=0`` (no entries kept in a hub's memory: every get costs a Redis round
-trip). The
+``3 hubs (Redis)`` (``github-p2p bootstrap --redis-url``, one fresh redis-server each). The
 rounds alternate the set-ups so a noisy machine weighs on each alike; medians are reported.
 
 1. **Hub throughput**: ``--load-runners`` processes, each a libp2p runner host linked to one
@@ -14,8 +12,7 @@ rounds alternate the set-ups so a noisy machine weighs on each alike; medians ar
    fleet holds, for ``--seconds``. gets/s is replies over the window, summed over the hubs.
 2. **CPU per request**: each hub's utime+stime (``/proc``) over the load phase divided by the
    lease requests it answered in that phase (its ``/_p2p/stats``); Redis's CPU likewise, per
-   request of the whole fleet; and the share of gets a hub answered from the entries it keeps
-   in memory (``near_hits``) rather than with a Redis round trip.
+   request of the whole fleet.
 3. **Upstream calls**: ``--fleet-runners`` runner daemons linked to every hub ask the same
    ``--resources`` resources at once through their endpoints (simulator, 50 ms per request);
    the GitHub calls counted by the simulator.
@@ -42,9 +39,8 @@ from github_p2p.testing.redisserver import RedisServer
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 SECRET = "bench-redis-secret-0001"
-SETUPS = (("1 hub (local)", 1, ""), ("2 hubs (Redis)", 2, "?near_ttl=10"),
-          ("3 hubs (Redis)", 3, "?near_ttl=10"),
-          ("3 hubs (Redis, every get asks Redis)", 3, "?near_ttl=0"))
+SETUPS = (("1 hub (local)", 1, False), ("2 hubs (Redis)", 2, True),
+          ("3 hubs (Redis)", 3, True))
 
 
 def _stats(node: NodeProcess) -> dict[str, Any]:
@@ -99,13 +95,13 @@ def _fleet_workload(fleet: LocalFleet, sim: GitHubSimulator, hubs: list[NodeProc
             "upstream_calls": len(upstream), "unique_resources": resources}
 
 
-def one_setup(hubs_wanted: int, redis_options: str, sim: GitHubSimulator,
+def one_setup(hubs_wanted: int, on_redis: bool, sim: GitHubSimulator,
               args: argparse.Namespace) -> dict[str, float]:
-    """Start the set-up (on Redis when ``redis_options`` is not empty), measure it, stop it."""
-    redis = RedisServer().start() if redis_options else None
+    """Start the set-up, measure it, stop it."""
+    redis = RedisServer().start() if on_redis else None
     try:
         with LocalFleet(sim.url, secret=SECRET) as fleet:
-            extra = ["--redis-url", redis.url + redis_options] if redis is not None else []
+            extra = ["--redis-url", redis.url] if redis is not None else []
             hubs = [fleet.start_hub(wait=False, args=extra) for _ in range(hubs_wanted)]
             for hub in hubs:
                 hub.wait_ready(180)
@@ -113,14 +109,12 @@ def one_setup(hubs_wanted: int, redis_options: str, sim: GitHubSimulator,
             ids = [os.urandom(32) for _ in range(500)]
             trio.run(_prefill, hubs[0].multiaddr, psk, ids)
             before_cpu = [cpu_seconds(h.process.pid) for h in hubs]
-            before = [_stats(h) for h in hubs]
+            before_leases = [_stats(h)["leases"] for h in hubs]
             redis_cpu = cpu_seconds(redis.process.pid) if redis and redis.process else 0.0
             replies, errors = _load(hubs, psk, ids, args.seconds, args.load_runners)
             cpu = [cpu_seconds(h.process.pid) - b for h, b in zip(hubs, before_cpu, strict=True)]
-            after = [_stats(h) for h in hubs]
-            answered = [a["leases"] - b["leases"] for a, b in zip(after, before, strict=True)]
-            from_memory = sum(a.get("near_hits", 0) - b.get("near_hits", 0)
-                              for a, b in zip(after, before, strict=True))
+            answered = [_stats(h)["leases"] - b for h, b in zip(hubs, before_leases,
+                                                                  strict=True)]
             out: dict[str, float] = {
                 "gets_per_s": replies / args.seconds,
                 "load_errors": errors,
@@ -132,7 +126,6 @@ def one_setup(hubs_wanted: int, redis_options: str, sim: GitHubSimulator,
             if redis is not None and redis.process is not None:
                 out["redis_cpu_ms_per_get"] = (1000 * (cpu_seconds(redis.process.pid)
                                                        - redis_cpu) / max(sum(answered), 1))
-                out["gets_from_hub_memory"] = from_memory / max(sum(answered), 1)
             out.update(_fleet_workload(fleet, sim, hubs, args.fleet_runners, args.resources))
             return out
     finally:
@@ -152,9 +145,9 @@ def main() -> None:
     load_start = os.getloadavg()
     with GitHubSimulator(SimulatorConfig(latency=0.05, rate_limit=10**7)) as sim:
         for round_ in range(args.rounds):
-            for name, hubs, options in SETUPS:
+            for name, hubs, on_redis in SETUPS:
                 started = time.monotonic()
-                runs[name].append(one_setup(hubs, options, sim, args))
+                runs[name].append(one_setup(hubs, on_redis, sim, args))
                 print(f"round {round_ + 1} {name}: {runs[name][-1]} "
                       f"({time.monotonic() - started:.0f} s, load {os.getloadavg()[0]:.2f})",
                       flush=True)

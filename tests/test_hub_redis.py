@@ -224,10 +224,8 @@ def test_urls_are_validated_and_passwords_kept_out_of_sight():
     cluster = RedisSettings.from_url("redis://node1:7000?cluster=yes", {})
     assert cluster.cluster and cluster.display.endswith("?cluster=yes")
     assert "db" not in cluster.client_options()
-    assert RedisSettings.from_url("redis://h?near_ttl=0", {}).near_ttl == 0
     for bad, why in (("http://h", "redis://"), ("redis://h/x", "database"),
                      ("redis://h/1?cluster=yes", "database 0"), ("redis://h?cluster=2", "yes"),
-                     ("redis://h?near_ttl=soon", "near_ttl"), ("redis://h?near_ttl=-1", "near"),
                      ("redis://h:99999", "Redis URL"), ("redis://h?ssl_ca_certs=x", "rediss"),
                      ("rediss://h?timeout=3", "unknown"), ("redis://", "host"),
                      ("rediss://h?ssl_cert_reqs=maybe", "ssl_cert_reqs")):
@@ -287,51 +285,3 @@ async def test_coredis_pubsub_cancel_defect_needs_its_workaround(redis_server):
     without = await _stop_cycles(redis_server.url, frozenset(), 30)
     assert without > 0, "the coredis defect did not show: is the workaround still needed?"
     assert await _stop_cycles(redis_server.url, ALL_COREDIS_WORKAROUNDS, 30) == 0
-
-
-async def kept_in_memory(hub, entry_id: bytes) -> None:
-    """Lease ``entry_id`` until the hub holds it in memory (a read that raced the put's own
-    announcement is not kept)."""
-    async def read() -> bool:
-        assert (await hub.lease(entry_id, "r", wait=0)).outcome is LeaseOutcome.HIT
-        return hub.figures()["near_entries"] == 1
-
-    await eventually(read, "the entry kept in memory")
-
-
-async def test_a_hot_entry_is_served_from_memory_until_it_changes_anywhere(redis_server):
-    async with redis_states(redis_server.url, 2) as (writer, reader):
-        await writer.put(ID, b"v1", fresh_ttl=600, keep_ttl=600, tag=TAG, lease_token=None)
-        await kept_in_memory(reader, ID)
-        hits = reader.near_hits
-        again = await reader.lease(ID, "r", wait=0)
-        assert again.outcome is LeaseOutcome.HIT and again.payload.envelope == b"v1"
-        assert reader.near_hits == hits + 1
-        # A new version put through another hub reaches this one's memory by pub/sub.
-        await writer.put(ID, b"v2", fresh_ttl=600, keep_ttl=600, tag=TAG, lease_token=None)
-        await eventually(lambda: reader.figures()["near_entries"] == 0, "the eviction")
-        assert (await reader.lease(ID, "r", wait=0)).payload.envelope == b"v2"
-        # So does a deletion of the tag (an invalidation after a write).
-        await kept_in_memory(reader, ID)
-        await writer.delete(TAG)
-        await eventually(lambda: reader.figures()["near_entries"] == 0, "the invalidation")
-        assert (await reader.lease(ID, "r", wait=0)).outcome is LeaseOutcome.GRANTED
-
-
-async def test_the_hub_that_deletes_forgets_before_it_answers(redis_server):
-    async with redis_states(redis_server.url) as (hub,):
-        await hub.put(ID, b"v1", fresh_ttl=600, keep_ttl=600, tag=TAG, lease_token=None)
-        await kept_in_memory(hub, ID)
-        await hub.delete(TAG)  # no wait for its own announcement
-        assert (await hub.lease(ID, "r", wait=0)).outcome is LeaseOutcome.GRANTED
-
-
-async def test_memory_is_dropped_when_the_subscription_breaks(redis_server):
-    async with redis_states(redis_server.url) as (hub,):
-        await hub.put(ID, b"v1", fresh_ttl=600, keep_ttl=600, tag=None, lease_token=None)
-        await kept_in_memory(hub, ID)
-        # Announcements sent while the subscription is down would be lost: forget everything.
-        async with coredis.Redis.from_url(redis_server.url) as client:
-            await client.client_kill(type_=coredis.PureToken.PUBSUB)
-        await eventually(lambda: hub.figures()["near_entries"] == 0, "memory dropped")
-        await eventually(lambda: hub.available, "resubscribed")

@@ -16,7 +16,7 @@ number, and an evicted generation key can only cause misses, never stale hits.
 
 from __future__ import annotations
 
-__all__ = ["BEAT", "DELETE", "GET", "LEASE", "NOTE_LIMIT", "PUT", "RELEASE", "RELEASE_HOLDER"]
+__all__ = ["BEAT", "GET", "LEASE", "NOTE_LIMIT", "PUT", "RELEASE", "RELEASE_HOLDER"]
 
 #: Reads an entry, dead when its tag moved on since it was put. Sets ``v f s t`` (``v`` false
 #: when there is no live entry). Expects ``KEYS[1]`` the entry, ``ARGV[1]`` the prefix.
@@ -141,15 +141,6 @@ for i = 1, #hubs, 2 do
   end
 end
 return {live, released}
-"""
-
-#: DELETE: KEYS entry, tag generation (of the same id); ARGV prefix, id (hex), channel.
-#: Deletes the entry ``id`` and every entry tagged ``id``, and announces it (hubs holding the
-#: entry in memory drop it). Returns the number of keys deleted.
-DELETE = """
-local n = redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('PUBLISH', ARGV[3], 'd' .. ARGV[2])
-return n
 """
 
 #: NOTE_LIMIT: KEYS limits hash; ARGV prefix, limit key, until (s), channel, ttl (ms). Keeps

@@ -1,8 +1,7 @@
 """Where hubs share their state in Redis: the URL, validated once at the edge, and the key layout.
 
 ``--redis-url`` takes ``redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`` or ``rediss://`` (TLS), with
-``?cluster=yes`` for a Redis Cluster (HOST:PORT is then any node of it) and ``near_ttl=SECONDS``
-for how long a hub may answer from the entries it keeps in memory (0: never). A
+``?cluster=yes`` for a Redis Cluster (HOST:PORT is then any node of it). A
 TLS connection verifies the server's certificate and host name unless the URL says
 ``ssl_cert_reqs=none``: coredis's own default (``CERT_OPTIONAL``, no host name check) would hand
 the ACL password to anyone in the middle. The password may come from
@@ -30,7 +29,7 @@ __all__ = ["RedisKeys", "RedisSettings", "fleet_namespace"]
 
 _TLS_OPTIONS = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
                           "ssl_check_hostname"})
-_OPTIONS = _TLS_OPTIONS | {"cluster", "near_ttl"}
+_OPTIONS = _TLS_OPTIONS | {"cluster"}
 _CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL,
               "none": ssl.CERT_NONE}
 _TRUE = frozenset({"1", "true", "yes", "y", "t"})
@@ -61,11 +60,6 @@ class RedisSettings:
     hub_ttl: float = 10.0
     #: How often the entry count and memory figures are refreshed (a SCAN of the fleet's keys).
     figures_interval: float = 10.0
-    #: A fresh entry a hub read from Redis is served from its memory for up to this long (0:
-    #: never); puts and deletes anywhere evict it at once through pub/sub.
-    near_ttl: float = 10.0
-    #: Bound on that memory.
-    near_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -81,8 +75,6 @@ class RedisSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"Redis {name} must be positive")
-        if not (math.isfinite(self.near_ttl) and self.near_ttl >= 0) or self.near_bytes < 0:
-            raise ConfigError("Redis near_ttl and near_bytes must be 0 or more")
         if self.hub_ttl <= 2 * self.heartbeat:
             raise ConfigError("Redis hub_ttl must exceed two heartbeats")
         options = dict(self.tls_options)
@@ -117,11 +109,6 @@ class RedisSettings:
         cluster = query.pop("cluster", ["no"])[-1].lower()
         if cluster not in _TRUE | _FALSE:
             raise ConfigError("cluster must be yes or no")
-        if "near_ttl" in query:
-            try:
-                timings = {**timings, "near_ttl": float(query.pop("near_ttl")[-1])}
-            except ValueError:
-                raise ConfigError("near_ttl must be a number of seconds") from None
         password = unquote(parts.password) if parts.password else None
         password = password or env.get("GITHUB_P2P_REDIS_PASSWORD") or None
         return cls(host=parts.hostname or "", port=port, db=int(path or 0),

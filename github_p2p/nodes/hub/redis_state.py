@@ -9,11 +9,6 @@ hub keeps one subscription and fans it out to its waiters, and a waiter register
 wakes it (NOTES.md). While the subscription is down nobody waits here: the caller gets
 :class:`SharedStateUnavailableError` and the hub falls back (:mod:`.failover`).
 
-A hub also keeps the fresh entries it recently read in memory for a short while
-(:attr:`~.RedisSettings.near_ttl`), so a hot entry costs no Redis round trip: every put and
-delete is announced and evicts it everywhere, and the hub deleting an entry evicts it before it
-answers, so a runner linked to every hub reads its own write.
-
 The client is coredis (trio-native through anyio); every command has a deadline, and any
 failure is raised as :class:`SharedStateUnavailableError`.
 """
@@ -34,7 +29,6 @@ import trio
 from coredis.retry import NoRetryPolicy
 
 from github_p2p.cache.gate import RateGate
-from github_p2p.cache.hotstore import HotFront
 from github_p2p.core.lease import Lease, LeaseAnswer, LeaseOutcome
 from github_p2p.errors import SharedStateUnavailableError
 from github_p2p.nodes.hub import redis_scripts
@@ -92,11 +86,6 @@ class RedisHubState:
         self._healthy = False
         self._waiting = 0
         self._first_try = trio.Event()
-        self._near = self._new_near()
-        #: Bumped by every deletion heard and every change of the subscription: a read that
-        #: raced one is not kept in memory (a put of the same id is seen by its waiters' event).
-        self._epoch = 0
-        self.near_hits = 0
         self._shared: dict[str, Figure] = {"total_entries": 0, "fills_in_flight": 0,
                                            "bytes_stored": 0, "shared_hubs": 0}
 
@@ -120,7 +109,7 @@ class RedisHubState:
             self._client = client
             self._scripts = {name: client.register_script(getattr(redis_scripts, name))
                              for name in ("GET", "LEASE", "PUT", "RELEASE", "RELEASE_HOLDER",
-                                          "BEAT", "NOTE_LIMIT", "DELETE")}
+                                          "BEAT", "NOTE_LIMIT")}
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._subscribe_forever)
@@ -163,12 +152,8 @@ class RedisHubState:
         while True:
             if not self._subscribed:
                 raise SharedStateUnavailableError("not subscribed to fill announcements")
-            near = self._near_hit(entry_id) if not waited else None
-            if near is not None:
-                return LeaseAnswer(LeaseOutcome.HIT, near, True)
             with self._notifier.watch(entry_id) as announced:
                 token = secrets.token_hex(16)
-                epoch = self._epoch
                 reply = await self._run(
                     "LEASE", [self.keys.entry(entry_id), self.keys.lease(entry_id),
                               self.keys.holder(name), self.keys.hub_holders(self.instance)],
@@ -176,11 +161,6 @@ class RedisHubState:
                      self._holders_ttl_ms()])
                 outcome, stored, pttl = reply[0], _stored(reply[1:5]), int(reply[5])
                 if outcome == b"hit":
-                    # Not when a put of this id (``announced``), or a delete or a broken
-                    # subscription (the epoch), was heard while the script ran: its eviction
-                    # may have come before this older answer.
-                    if stored is not None and epoch == self._epoch and not announced.is_set():
-                        self._keep_near(entry_id, stored)
                     if waited:
                         self.stats.filled += 1
                     return LeaseAnswer(LeaseOutcome.FILLED if waited else LeaseOutcome.HIT,
@@ -215,7 +195,6 @@ class RedisHubState:
         """See :class:`~github_p2p.nodes.hub.state.HubState`."""
         now = self._wall_clock()
         entry_key = self.keys.entry(entry_id)
-        self._forget(entry_id, None)
         await self._run(
             "PUT", [entry_key, self.keys.lease(entry_id), self.keys.tag(tag) if tag else entry_key],
             [self.keys.prefix, envelope, _ms(now + fresh_ttl), _ms(now),
@@ -239,10 +218,8 @@ class RedisHubState:
     async def delete(self, ident: bytes) -> int:
         """See :class:`~github_p2p.nodes.hub.state.HubState`; a tag's entries go at once with
         its generation, so the count is of keys (the entry, the tag), not of variants."""
-        self._forget(ident, ident)
-        deleted = await self._run("DELETE", [self.keys.entry(ident), self.keys.tag(ident)],
-                                  [self.keys.prefix, ident.hex(), self.keys.channel])
-        return int(deleted)
+        return await self._call("delete", lambda c: c.delete(
+            [self.keys.entry(ident), self.keys.tag(ident)]))
 
     async def note_limit(self, resource: str, until: float) -> None:
         """See :class:`~github_p2p.nodes.hub.state.HubState`; every hub hears of it."""
@@ -271,8 +248,6 @@ class RedisHubState:
             "leases_reaped": self.leases_reaped,
             "redis_errors": self.errors,
             "redis_namespace": self.keys.namespace,
-            "near_hits": self.near_hits,
-            "near_entries": len(self._near),
             **self._shared,
         }
 
@@ -291,8 +266,6 @@ class RedisHubState:
                                          max_idle_seconds=5) as pubsub:
                     await pubsub.subscribe(self.keys.channel)  # returns once acknowledged
                     await self._sync_limits()
-                    self._near = self._new_near()  # it may have missed evictions
-                    self._epoch += 1
                     self._subscribed = True
                     self._notifier.notify_all()  # whatever was announced while we were away
                     self._first_try.set()
@@ -311,8 +284,6 @@ class RedisHubState:
                                 reason(rest))
             finally:
                 self._subscribed = False
-                self._near = self._new_near()
-                self._epoch += 1
                 self._notifier.notify_all()
             self._first_try.set()
             await trio.sleep(backoff)
@@ -324,13 +295,7 @@ class RedisHubState:
         kind, body = data[:1], data[1:]
         try:
             if kind in (b"f", b"r"):
-                entry_id = bytes.fromhex(body.decode("ascii"))
-                if kind == b"f":
-                    self._forget(entry_id, None)
-                self._notifier.notify(entry_id)
-            elif kind == b"d":
-                ident = bytes.fromhex(body.decode("ascii"))
-                self._forget(ident, ident)
+                self._notifier.notify(bytes.fromhex(body.decode("ascii")))
             elif kind == b"L":
                 until, key = body.split(b"|", 1)
                 self.gate.note(key.decode(), float(until), self._wall_clock())
@@ -418,32 +383,6 @@ class RedisHubState:
         """Run the Lua script ``name`` (loaded again by coredis after a Redis restart)."""
         script = self._scripts[name]
         return await self._call(name.lower(), lambda c: script(keys=keys, args=args, client=c))
-
-    def _new_near(self) -> HotFront[StoredEnvelope]:
-        return HotFront(self.settings.near_bytes, lambda stored: len(stored.envelope) + 100)
-
-    def _near_hit(self, entry_id: bytes) -> StoredEnvelope | None:
-        if not self.settings.near_ttl:
-            return None
-        now = self._wall_clock()
-        stored = self._near.get(entry_id.hex(), now)
-        if stored is None or not stored.is_fresh(now):
-            return None
-        self.near_hits += 1
-        return stored
-
-    def _keep_near(self, entry_id: bytes, stored: StoredEnvelope) -> None:
-        if self.settings.near_ttl:
-            keep = min(stored.fresh_until, self._wall_clock() + self.settings.near_ttl)
-            self._near.put(entry_id.hex(), stored, keep_until=keep,
-                           tag=stored.tag.hex() if stored.tag else None)
-
-    def _forget(self, entry_id: bytes, tag: bytes | None) -> None:
-        """``entry_id`` (and, when given, every entry tagged ``tag``) may have changed."""
-        self._near.discard(entry_id.hex())
-        if tag is not None:
-            self._epoch += 1
-            self._near.discard_tag(tag.hex())
 
     def _failed(self) -> None:
         self.errors += 1
