@@ -9,10 +9,11 @@ rounds alternate the set-ups so a noisy machine weighs on each alike; medians ar
 
 1. **Hub throughput**: ``--load-runners`` processes, each a libp2p runner host linked to one
    hub (process *i* to hub *i mod n*) with 16 concurrent lease requests on 500 entries the
-   fleet holds, for ``--seconds``. gets/s is replies over the window, summed over the hubs.
-2. **CPU per request**: each hub's utime+stime (``/proc``) over the load phase divided by the
-   lease requests it answered in that phase (its ``/_p2p/stats``); Redis's CPU likewise, per
-   request of the whole fleet.
+   fleet holds. Every process connects first; then all lease in one shared wall-clock window
+   of ``--seconds``, and gets/s is what the hubs answered in it (their ``/_p2p/stats``).
+2. **CPU per request**: each hub's utime+stime (``/proc``) over that window divided by the
+   lease requests it answered in it; Redis's CPU likewise, per request of the whole fleet;
+   and the cores the hubs kept busy.
 3. **Upstream calls**: ``--fleet-runners`` runner daemons linked to every hub ask the same
    ``--resources`` resources at once through their endpoints (simulator, 50 ms per request);
    the GitHub calls counted by the simulator.
@@ -32,7 +33,7 @@ import requests
 import trio
 
 from bench.core_compare import cpu_seconds
-from bench.fleet_micro import _load_process, _prefill
+from bench.fleet_micro import _prefill
 from github_p2p.core.keys import derive_network_key
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
 from github_p2p.testing.redisserver import RedisServer
@@ -50,21 +51,91 @@ def _stats(node: NodeProcess) -> dict[str, Any]:
         return result
 
 
+async def _synced_client(hub_addr: str, psk: bytes, ids: list[bytes], seconds: float,
+                         concurrency: int, out: Any, go: Any, start_at: Any) -> None:
+    """One runner host linked to ``hub_addr``: says it is connected, then leases ``ids``
+    (hub hits) with ``concurrency`` requests in flight from ``start_at`` (wall clock, shared
+    by every load process) for ``seconds``."""
+    from github_p2p.p2p.host import HostSettings, running_host
+    from github_p2p.p2p.link import HubLink
+    from github_p2p.p2p.messages import Hello, Lease
+
+    done = errors = 0
+    async with running_host(HostSettings(psk=psk)) as running, trio.open_nursery() as nursery:
+        link = HubLink(running, hub_addr, lambda rid: Hello(rid, "runner", "X64", "bench", "0"))
+        await nursery.start(link.run)
+        with trio.move_on_after(60):
+            while not link.connected:
+                await trio.sleep(0.05)
+        out.put(("ready", link.connected))
+        await trio.to_thread.run_sync(go.wait)
+        await trio.sleep(max(0.0, start_at.value - time.time()))
+        end = trio.current_time() + seconds
+
+        async def worker(offset: int) -> None:
+            nonlocal done, errors
+            i = offset
+            while trio.current_time() < end:
+                ident = ids[i % len(ids)]
+                i += 7
+                try:
+                    await link.call(lambda rid, ident=ident: Lease(rid, ident, 0.0), 10)
+                    done += 1
+                except Exception:  # counted: the benchmark reports errors, it does not stop
+                    errors += 1
+
+        async with trio.open_nursery() as load:
+            for c in range(concurrency):
+                load.start_soon(worker, c * 31)
+        nursery.cancel_scope.cancel()
+    out.put(("done", done, errors))
+
+
+def _synced_process(*args: Any) -> None:
+    trio.run(_synced_client, *args)
+
+
 def _load(hubs: list[NodeProcess], psk: bytes, ids: list[bytes], seconds: float,
-          processes: int) -> tuple[int, int]:
-    """Load processes spread over ``hubs``; (replies, errors) summed."""
+          processes: int, redis: RedisServer | None) -> dict[str, float]:
+    """Load processes spread over ``hubs`` (process i to hub i mod n), all leasing in the same
+    wall-clock window; what the hubs answered and the CPU they (and Redis) spent in it."""
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    workers = [ctx.Process(target=_load_process,
-                           args=(hubs[i % len(hubs)].multiaddr, psk, ids, seconds, 1, 16, 2.0,
-                                 out))
+    out, go, start_at = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
+    workers = [ctx.Process(target=_synced_process,
+                           args=(hubs[i % len(hubs)].multiaddr, psk, ids, seconds, 16, out, go,
+                                 start_at))
                for i in range(processes)]
     for worker in workers:
         worker.start()
-    results = [out.get(timeout=seconds + 240) for _ in workers]
+    ready = [out.get(timeout=300) for _ in workers]
+    assert all(message == ("ready", True) for message in ready), ready
+    start_at.value = time.time() + 1.0
+    go.set()
+    pids = [h.process.pid for h in hubs] + (
+        [redis.process.pid] if redis is not None and redis.process is not None else [])
+    time.sleep(max(0.0, start_at.value - time.time()))
+    cpu0, stats0 = [cpu_seconds(pid) for pid in pids], [_stats(h) for h in hubs]
+    time.sleep(seconds)
+    cpu1, stats1 = [cpu_seconds(pid) for pid in pids], [_stats(h) for h in hubs]
+    results = [out.get(timeout=120) for _ in workers]
     for worker in workers:
         worker.join(30)
-    return sum(r[0] for r in results), sum(r[1] for r in results)
+    answered = [b["leases"] - a["leases"] for a, b in zip(stats0, stats1, strict=True)]
+    cpu = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    total = max(sum(answered), 1)
+    out_figures = {
+        "gets_per_s": sum(answered) / seconds,
+        "client_replies_per_s": sum(r[1] for r in results) / seconds,
+        "load_errors": sum(r[2] for r in results),
+        "hub_cpu_ms_per_get": 1000 * sum(cpu[:len(hubs)]) / total,
+        "hub_cpu_ms_per_get_max": max(1000 * c / max(a, 1)
+                                      for c, a in zip(cpu, answered, strict=False)),
+        "hub_cores_busy": sum(cpu[:len(hubs)]) / seconds,
+        "gets_share_min": min(answered) / total,
+    }
+    if len(cpu) > len(hubs):
+        out_figures["redis_cpu_ms_per_get"] = 1000 * cpu[-1] / total
+    return out_figures
 
 
 def _fleet_workload(fleet: LocalFleet, sim: GitHubSimulator, hubs: list[NodeProcess],
@@ -108,24 +179,7 @@ def one_setup(hubs_wanted: int, on_redis: bool, sim: GitHubSimulator,
             psk = derive_network_key(SECRET)
             ids = [os.urandom(32) for _ in range(500)]
             trio.run(_prefill, hubs[0].multiaddr, psk, ids)
-            before_cpu = [cpu_seconds(h.process.pid) for h in hubs]
-            before_leases = [_stats(h)["leases"] for h in hubs]
-            redis_cpu = cpu_seconds(redis.process.pid) if redis and redis.process else 0.0
-            replies, errors = _load(hubs, psk, ids, args.seconds, args.load_runners)
-            cpu = [cpu_seconds(h.process.pid) - b for h, b in zip(hubs, before_cpu, strict=True)]
-            answered = [_stats(h)["leases"] - b for h, b in zip(hubs, before_leases,
-                                                                  strict=True)]
-            out: dict[str, float] = {
-                "gets_per_s": replies / args.seconds,
-                "load_errors": errors,
-                "hub_cpu_ms_per_get": 1000 * sum(cpu) / max(sum(answered), 1),
-                "hub_cpu_ms_per_get_max": max(1000 * c / max(a, 1)
-                                              for c, a in zip(cpu, answered, strict=True)),
-                "gets_share_min": min(answered) / max(sum(answered), 1),
-            }
-            if redis is not None and redis.process is not None:
-                out["redis_cpu_ms_per_get"] = (1000 * (cpu_seconds(redis.process.pid)
-                                                       - redis_cpu) / max(sum(answered), 1))
+            out = _load(hubs, psk, ids, args.seconds, args.load_runners, redis)
             out.update(_fleet_workload(fleet, sim, hubs, args.fleet_runners, args.resources))
             return out
     finally:
