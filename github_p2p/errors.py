@@ -37,6 +37,7 @@ __all__ = [
     "RateLimitExceededError",
     "RemoteProtocolError",
     "SecondaryRateLimitError",
+    "SharedStateUnavailableError",
     "StaleLeaseError",
     "TamperedEntryError",
     "UpstreamError",
@@ -163,6 +164,10 @@ class FleetUnavailableError(FleetError):
 class AdmissionError(FleetUnavailableError):
     """A hub that admits runners by GitHub OIDC token refused this one, or the runner could not
     get a token; the message says why (never the token itself)."""
+
+
+class SharedStateUnavailableError(FleetError):
+    """The state hubs share (Redis) is out of reach; the hub serves from its own fallback."""
 
 
 class CacheStoreError(GitHubP2PError):

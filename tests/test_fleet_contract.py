@@ -1,5 +1,7 @@
 """One contract, every fleet transport: the in-memory fake, and the libp2p router linked to a
-real hub (libp2p hosts on loopback, Noise, yamux, the private-network key) in this trio run.
+real hub (libp2p hosts on loopback, Noise, yamux, the private-network key) in this trio run;
+each also over hubs whose state is in a real redis-server (one hub, and two hubs sharing it
+with the runners linked to one or the other).
 
 What every transport promises the engine: a miss grants one lease, concurrent askers wait for
 its fill, a release hands the lease on, a wait is bounded, a stale entry rides along with a
@@ -13,6 +15,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from redis_support import redis_states
 
 from github_p2p.cache.fleet import FleetTransport
 from github_p2p.core.keys import derive_master_key, network_key_from_master
@@ -58,15 +61,17 @@ async def memory_fleet(_tmp_path) -> AsyncIterator[Factory]:
 
 
 @asynccontextmanager
-async def libp2p_fleet(tmp_path) -> AsyncIterator[Factory]:
+async def libp2p_fleet(tmp_path, states: list | None = None) -> AsyncIterator[Factory]:
+    """Runners linked to one hub, or to hubs over ``states`` (each runner to the next hub)."""
     key = network_key_from_master(derive_master_key("contract-secret", iterations=1000))
-    hub = HubService(HubSettings(cache_dir=tmp_path / "hub", network_key=key,
-                                 listen_host="127.0.0.1", port=free_port()))
+    hubs = [HubService(HubSettings(cache_dir=tmp_path / f"hub{i}", network_key=key,
+                                   listen_host="127.0.0.1", port=free_port()), state)
+            for i, state in enumerate(states or [None])]
     async with trio.open_nursery() as nursery:
-        running = await nursery.start(hub.run)
-        address = running.multiaddrs[0]
+        addresses = [(await nursery.start(hub.run)).multiaddrs[0] for hub in hubs]
+        made = 0
 
-        async def runner_host(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async def runner_host(address: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
             async with running_host(HostSettings(listen_host="127.0.0.1", port=free_port(),
                                                  psk=key)) as me:
                 link = HubLink(me, address, lambda rid: Hello(rid, "runner", "X64", "t", "0"),
@@ -76,17 +81,39 @@ async def libp2p_fleet(tmp_path) -> AsyncIterator[Factory]:
                 await trio.sleep_forever()
 
         async def make() -> FleetTransport:
-            router: FleetRouter = await nursery.start(runner_host)
+            nonlocal made
+            made += 1
+            router: FleetRouter = await nursery.start(runner_host, addresses[made % len(hubs)])
             return router
 
         try:
-            yield Factory(make, lambda: int(hub.state.figures()["waiters"]))
+            yield Factory(make, lambda: sum(int(h.state.figures()["waiters"]) for h in hubs))
         finally:
             nursery.cancel_scope.cancel()
 
 
-@pytest.fixture(params=["memory", "libp2p"])
+@asynccontextmanager
+async def redis_fleet(kind: str, request, tmp_path) -> AsyncIterator[Factory]:
+    server = request.getfixturevalue("redis_server")
+    async with redis_states(server.url, 2 if kind == "redis-two-hubs" else 1) as states:
+        if kind == "redis-memory":
+            hub = MemoryHub(state=states[0])
+
+            async def make() -> FleetTransport:
+                return MemoryFleet(hub)
+
+            yield Factory(make, lambda: int(states[0].figures()["waiters"]))
+            return
+        async with libp2p_fleet(tmp_path, list(states)) as factory:
+            yield factory
+
+
+@pytest.fixture(params=["memory", "libp2p", "redis-memory", "redis-libp2p", "redis-two-hubs"])
 async def fleet(request, tmp_path) -> AsyncIterator[Factory]:
+    if request.param.startswith("redis"):
+        async with redis_fleet(request.param, request, tmp_path) as factory:
+            yield factory
+        return
     make = memory_fleet if request.param == "memory" else libp2p_fleet
     async with make(tmp_path) as factory:
         yield factory

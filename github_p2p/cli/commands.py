@@ -78,6 +78,10 @@ def register(sub: Any) -> None:
     hub.add_argument("--publish-secret", metavar="OWNER/REPO",
                      help="once listening, set the repository's MCP_P2P_BOOTSTRAP_PEERS secret "
                      "to this node's --public-ip multiaddr (token: GITHUB_TOKEN/GH_TOKEN)")
+    hub.add_argument("--redis-url", metavar="URL",
+                     help="share the hub state with other hubs in Redis: redis://[USER[:PASS]@]"
+                     "HOST[:PORT][/DB] or rediss:// (TLS); the password may come from "
+                     "GITHUB_P2P_REDIS_PASSWORD instead")
     registry_cli.add_node_arguments(hub)
     mcp_cli.add_hub_arguments(hub)
     hub.set_defaults(func=_cmd_bootstrap)
@@ -211,6 +215,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
         oidc = OidcSettings(args.oidc_audience, args.oidc_issuer or GITHUB_ISSUER)
     elif args.oidc_issuer is not None:
         raise ConfigError("--oidc-issuer needs --oidc-audience")
+    redis = _redis_settings(args.redis_url) if args.redis_url else None
     settings = HubSettings(
         cache_dir=cache_dir, network_key=hub_network_key(os.environ),
         listen_host=args.listen_host, port=args.port,
@@ -225,8 +230,32 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     registry = registry_cli.hub_setup(args, cache_dir, os.environ)
     mcp = mcp_cli.hub_settings(args, os.environ, cache_dir)
     trio.run(functools.partial(run_hub, settings, args.http_host, args.http_port,
-                               args.ready_file, publish=publish, registry=registry, mcp=mcp))
+                               args.ready_file, publish=publish, registry=registry, mcp=mcp,
+                               redis=redis))
     return 0
+
+
+def _redis_settings(url: str) -> Any:
+    """``--redis-url`` validated, and Redis looked at once: refused credentials are a
+    configuration error; an unreachable Redis only a warning (the hub starts degraded)."""
+    import trio
+
+    from github_p2p.nodes.hub.redis_settings import RedisSettings
+
+    redis = RedisSettings.from_url(url, os.environ)
+    try:
+        from github_p2p.nodes.hub.redis_preflight import preflight
+    except ImportError as exc:
+        raise ConfigError("--redis-url needs coredis: pip install 'github-p2p[redis]'") from exc
+    redis.client_options()  # TLS files are readable
+    found = trio.run(preflight, redis)
+    for warning in found.warnings:
+        print(f"github-p2p: warning: {warning}", file=sys.stderr)
+    if found.unreachable:
+        print(f"github-p2p: warning: Redis at {redis.display} is unreachable "
+              f"({found.unreachable}); the hub starts degraded and keeps trying",
+              file=sys.stderr)
+    return redis
 
 
 def _cmd_network_key(_: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ from github_p2p.p2p.messages import (
 )
 from github_p2p.p2p.queue_messages import QUEUE_REQUEST_TYPES
 from github_p2p.p2p.wire import PROTOCOL_ID, error_reply_for
+from github_p2p.workqueue.store import QueueStore
 
 __all__ = ["HubService", "HubSettings", "PeerRecord"]
 
@@ -123,7 +124,8 @@ class HubService:
 
     role = "bootstrap"
 
-    def __init__(self, settings: HubSettings, state: HubState | None = None) -> None:
+    def __init__(self, settings: HubSettings, state: HubState | None = None, *,
+                 queue_store: QueueStore | None = None) -> None:
         self.settings = settings
         self.state: HubState = state or LocalHubState(
             DiskEnvelopeStore(settings.cache_dir / "envelopes", size_limit=settings.size_limit),
@@ -131,7 +133,8 @@ class HubService:
         self.admission = HubAdmission(settings.oidc, settings.network_key)
         self.guard = HubGuard(settings.limits)
         self.reports = FleetReports()
-        self.queues = HubQueues(settings.cache_dir, shutting_down=lambda: self.shutdown.is_set())
+        self.queues = HubQueues(settings.cache_dir, shutting_down=lambda: self.shutdown.is_set(),
+                                store=queue_store)
         #: ``registry_*`` figures of the hub's registry heartbeat, when it runs one.
         self.registry_stats: Callable[[], Mapping[str, int]] | None = None
         self.running: RunningHost | None = None
@@ -146,9 +149,17 @@ class HubService:
 
     # -- NodeView ----------------------------------------------------------------------------
 
+    @property
+    def status(self) -> str:
+        """``starting``, ``active``, or ``degraded`` while its shared state (Redis) is out of
+        reach and it serves from its own fallback."""
+        if not self.running:
+            return "starting"
+        return "degraded" if self.state.figures().get("state_status") == "degraded" else "active"
+
     def health(self) -> dict[str, Any]:
         """Liveness of the hub."""
-        return {"status": "active" if self.running else "starting", "role": self.role,
+        return {"status": self.status, "role": self.role,
                 "peer_id": self.running.peer_id if self.running else None,
                 "multiaddrs": self.running.multiaddrs if self.running else [],
                 "uptime": round(time.time() - self.started_at, 1)}
@@ -166,7 +177,7 @@ class HubService:
             **c,
             **figures,
             "role": self.role,
-            "status": "active" if self.running else "starting",
+            "status": self.status,
             "peer_hits": served,
             "hit_rate": round(served / asked, 4) if asked else 0.0,
             "connected_peers": len(self._peers),
