@@ -27,10 +27,19 @@ def redis_server_path() -> str | None:
     return shutil.which("redis-server")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_port(*, below: int = 65536) -> int:
+    """A free loopback port under ``below`` (the kernel's pick while it obliges)."""
+    for _ in range(1000):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < below:
+            return port
+    raise GitHubP2PError(f"no free loopback port under {below}")
+
+
+#: A cluster node also listens on its port + 10,000, so its own port must be below this.
+_CLUSTER_PORT_LIMIT = 55536
 
 
 class RedisServer:
@@ -136,6 +145,7 @@ class RedisClusterNodes:
 
     def __init__(self, workdir: Path, count: int = 3) -> None:
         self.nodes = [RedisServer(workdir=workdir / f"node{i}",
+                                  port=_free_port(below=_CLUSTER_PORT_LIMIT),
                                   args=["--cluster-enabled", "yes",
                                         "--cluster-config-file", "nodes.conf"])
                       for i in range(count)]
