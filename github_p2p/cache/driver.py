@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from github_p2p.config import token_fingerprint
+from github_p2p.core.cachekey import CacheKey
 from github_p2p.core.effects import Answer, Effect, Fetch, Fetched
 from github_p2p.core.entry import CacheEntry
-from github_p2p.core.flow import Flow, FlowRequest
+from github_p2p.core.flow import Flow, FlowRequest, FlowSettings, cache_key
 from github_p2p.core.graphql_cache import GRAPHQL_PATH, graphql_url
 from github_p2p.core.paths import RAW_PREFIX, raw_url
 from github_p2p.core.stats import Outcome, Stats
@@ -27,6 +28,7 @@ __all__ = [
     "CONTROL_HEADER",
     "UPSTREAM_CALLS_HEADER",
     "CachedResponse",
+    "KeyMemo",
     "drive",
     "drive_async",
     "fetch_upstream",
@@ -41,6 +43,8 @@ CONTROL_HEADER = "X-GitHub-P2P-Control"
 CACHE_HEADER = "X-GitHub-P2P-Cache"
 #: Response header telling how many calls to GitHub the answer cost (for exact accounting).
 UPSTREAM_CALLS_HEADER = "X-GitHub-P2P-Upstream-Calls"
+#: Tokens whose fingerprints a driver remembers.
+_FINGERPRINTS = 64
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                          "content-encoding", "host"})
 
@@ -65,13 +69,52 @@ class CachedResponse:
 
 
 def flow_request(method: str, path: str, query: Sequence[tuple[str, str]],
-                 headers: Mapping[str, str] | None, body: bytes | None, token: str | None
-                 ) -> FlowRequest:
-    """A request as the flow sees it: no credentials, only the token's fingerprint."""
+                 headers: Mapping[str, str] | None, body: bytes | None, token: str | None,
+                 fingerprints: dict[str, str] | None = None) -> FlowRequest:
+    """A request as the flow sees it: no credentials, only the token's fingerprint.
+
+    ``fingerprints`` remembers the fingerprints of the tokens a driver has seen (a driver
+    sees one or a few, and hashing on every request is most of what this costs)."""
     forward = {k: v for k, v in (headers or {}).items()
                if k.lower() not in _HOP_BY_HOP and k.lower() != "authorization"}
+    caller = None
+    if token:
+        caller = fingerprints.get(token) if fingerprints is not None else None
+        if caller is None:
+            caller = token_fingerprint(token)
+            if fingerprints is not None:
+                if len(fingerprints) >= _FINGERPRINTS:
+                    fingerprints.clear()
+                fingerprints[token] = caller
     return FlowRequest(method.upper(), path, tuple((str(k), str(v)) for k, v in query),
-                       forward, body, token_fingerprint(token) if token else None)
+                       forward, body, caller)
+
+
+class KeyMemo:
+    """The cache keys of recent requests (a key is a pure function of the request's method,
+    path, query, varying headers and caller; computing it scans the policy's families and
+    hashes the text). Bounded; a memo, not state."""
+
+    def __init__(self, settings: FlowSettings, size: int = 4096) -> None:
+        self._settings = settings
+        self._size = size
+        self._keys: dict[tuple[object, ...], CacheKey | None] = {}
+
+    def key(self, request: FlowRequest) -> CacheKey | None:
+        """:func:`~github_p2p.core.flow.cache_key` of ``request``, remembered."""
+        if request.body is not None:  # a GraphQL query: keyed by its body, not memoised
+            return cache_key(request, self._settings)
+        memo = (request.method, request.path, request.query,
+                tuple(sorted((k.lower(), v) for k, v in request.headers.items())),
+                request.caller)
+        keys = self._keys
+        if memo in keys:
+            return keys[memo]
+        key = cache_key(request, self._settings)
+        if len(keys) >= self._size:
+            keys.clear()
+        keys[memo] = key
+        return key
 
 
 def drive(flow: Flow, perform: Callable[[Effect], Any]) -> Answer:

@@ -18,6 +18,7 @@ from github_p2p.cache.driver import (
     CACHE_HEADER,
     UPSTREAM_CALLS_HEADER,
     CachedResponse,
+    KeyMemo,
     drive,
     fetch_upstream,
     finish,
@@ -38,7 +39,7 @@ from github_p2p.core.effects import (
     Wait,
     WriteLocal,
 )
-from github_p2p.core.flow import FlowRequest, FlowSettings, cache_key, request_flow
+from github_p2p.core.flow import FlowRequest, FlowSettings, request_flow
 from github_p2p.core.stats import Stats
 
 __all__ = ["CACHE_HEADER", "UPSTREAM_CALLS_HEADER", "CacheEngine", "CachedResponse"]
@@ -66,6 +67,8 @@ class CacheEngine:
         self._sleep = sleep
         self.gate = RateGate()
         self._locks: dict[str, _KeySlot] = {}
+        self._keys = KeyMemo(settings)
+        self._fingerprints: dict[str, str] = {}
         self._locks_guard = threading.Lock()
 
     @property
@@ -87,8 +90,8 @@ class CacheEngine:
         Raises :class:`UpstreamUnavailableError` only when GitHub cannot be reached and
         nothing cached can stand in.
         """
-        request = flow_request(method, path, query, headers, body, token)
-        key = cache_key(request, self.settings)
+        request = flow_request(method, path, query, headers, body, token, self._fingerprints)
+        key = self._keys.key(request)
         flow = request_flow(request, self.settings, key)
         perform = self._performer(request, token)
         if key is None:

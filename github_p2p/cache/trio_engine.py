@@ -18,6 +18,7 @@ import trio
 
 from github_p2p.cache.driver import (
     CachedResponse,
+    KeyMemo,
     drive_async,
     fetch_upstream,
     finish,
@@ -44,7 +45,7 @@ from github_p2p.core.effects import (
     WriteLocal,
 )
 from github_p2p.core.entry import CacheEntry
-from github_p2p.core.flow import FlowRequest, FlowSettings, cache_key, request_flow
+from github_p2p.core.flow import FlowRequest, FlowSettings, request_flow
 from github_p2p.core.stats import Stats
 
 __all__ = ["ThreadBackend", "TrioCacheEngine"]
@@ -79,6 +80,8 @@ class TrioCacheEngine:
         self._clock = clock
         self.gate = RateGate()
         self._locks: dict[str, _KeySlot] = {}
+        self._keys = KeyMemo(settings)
+        self._fingerprints: dict[str, str] = {}
 
     @property
     def api_url(self) -> str:
@@ -95,8 +98,8 @@ class TrioCacheEngine:
         token: str | None = None,
     ) -> CachedResponse:
         """Answer one request (see :meth:`CacheEngine.handle`)."""
-        request = flow_request(method, path, query, headers, body, token)
-        key = cache_key(request, self.settings)
+        request = flow_request(method, path, query, headers, body, token, self._fingerprints)
+        key = self._keys.key(request)
         flow = request_flow(request, self.settings, key)
         perform = self._performer(request, token)
         if key is None:

@@ -60,6 +60,7 @@ CACHEABLE_STATUSES = frozenset({200, 203, 301, 404, 410})
 NEGATIVE_STATUSES = frozenset({401, 403, 404, 410})
 
 _SHA = r"[0-9a-fA-F]{40}"
+_MEMO_SIZE = 4096
 _FULL_SHA = re.compile(_SHA)
 _REPO = r"^/repos/[^/]+/[^/]+"
 
@@ -164,6 +165,10 @@ class TtlPolicy:
     #: How long past expiry an entry may still be served, marked stale, when GitHub fails.
     stale_if_error: float = 24 * 3600.0
     families: tuple[Family, ...] = field(default=DEFAULT_FAMILIES)
+    #: Which family each recent path fell into: every request asks, and the answer for a path
+    #: never changes (bounded; a memo, not state).
+    _memo: dict[str, Family | None] = field(default_factory=dict, init=False, repr=False,
+                                            compare=False)
 
     def __post_init__(self) -> None:
         for name in ("default_ttl", "immutable_ttl", "negative_ttl", "stale_if_error"):
@@ -172,7 +177,14 @@ class TtlPolicy:
 
     def family(self, path: str) -> Family | None:
         """The first family covering ``path`` (``None``: the defaults apply)."""
-        return next((f for f in self.families if f.matches(path)), None)
+        memo = self._memo
+        if path in memo:
+            return memo[path]
+        found = next((f for f in self.families if f.matches(path)), None)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[path] = found
+        return found
 
     def sharing(self, path: str) -> Sharing:
         """How far an answer for ``path`` may travel."""
