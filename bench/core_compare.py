@@ -10,7 +10,8 @@ before/after so a noisy machine weighs on both alike. Measured per design:
 1. a local hit through the runner's endpoint (HTTP GET of a resource the daemon holds);
 2. a peer hit through the endpoint (the daemon misses, the hub has it);
 3. the hub's CPU per get and its throughput: ``--load-runners`` processes of libp2p runners,
-   16 concurrent leases each, on entries the hub holds, for ``--seconds``;
+   16 concurrent leases each, on entries the hub holds; all connect first, then lease in one
+   shared window of ``--seconds`` (as :mod:`bench.hub_redis` measures);
 4. a local hit through the in-process ``GitHubClient`` (a subprocess on that checkout).
 """
 
@@ -27,7 +28,8 @@ from pathlib import Path
 
 import trio
 
-from bench.fleet_micro import _prefill, _timed_get, run_clients
+from bench.fleet_micro import prefill, timed_get
+from bench.hub_redis import synced_load
 from bench.stats import percentile
 from github_p2p.core.keys import derive_network_key
 from github_p2p.testing.localfleet import LocalFleet
@@ -54,13 +56,6 @@ print(json.dumps(times))
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds (from /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def one_design(code: Path, sim: GitHubSimulator, args: argparse.Namespace) -> dict[str, float]:
     paths = [f"/repos/octo/hello/contents/c{i}.txt" for i in range(args.n)]
     out: dict[str, float] = {}
@@ -68,13 +63,13 @@ def one_design(code: Path, sim: GitHubSimulator, args: argparse.Namespace) -> di
         hub = fleet.start_hub()
         filler, reader = fleet.start_peer(), fleet.start_peer()
         for path in paths:
-            _timed_get(filler.endpoint, path, "ghs_filler")
+            timed_get(filler.endpoint, path, "ghs_filler")
         peer, local = [], []
         for path in paths:
-            elapsed, outcome = _timed_get(reader.endpoint, path, "ghs_reader")
+            elapsed, outcome = timed_get(reader.endpoint, path, "ghs_reader")
             assert outcome == "hit-peer", outcome
             peer.append(elapsed)
-            elapsed, outcome = _timed_get(reader.endpoint, path, "ghs_reader")
+            elapsed, outcome = timed_get(reader.endpoint, path, "ghs_reader")
             assert outcome == "hit-local", outcome
             local.append(elapsed)
         out["peer_hit_p50_ms"] = percentile(peer, 50) * 1000
@@ -82,16 +77,13 @@ def one_design(code: Path, sim: GitHubSimulator, args: argparse.Namespace) -> di
 
         psk = derive_network_key(SECRET)
         ids = [os.urandom(32) for _ in range(500)]
-        trio.run(_prefill, hub.multiaddr, psk, ids)
-        hub_pid = hub.process.pid
-        before = cpu_seconds(hub_pid)
-        replies, errors = run_clients(hub.multiaddr, psk, ids, args.seconds, args.load_runners,
-                                      1, 16, hold=2.0)
-        used = cpu_seconds(hub_pid) - before
-        out["hub_gets_per_s"] = replies / args.seconds
-        # The hub's CPU over the whole load phase (connects and hold included) per reply.
-        out["hub_cpu_ms_per_get"] = used / max(replies, 1) * 1000
-        out["hub_errors"] = errors
+        trio.run(prefill, hub.multiaddr, psk, ids)
+        # Every load process connects first, then all lease in one shared window: gets/s and
+        # CPU are what the hub answered and spent in that window (bench.hub_redis's method).
+        load = synced_load([hub], psk, ids, args.seconds, args.load_runners, None)
+        out["hub_gets_per_s"] = load["gets_per_s"]
+        out["hub_cpu_ms_per_get"] = load["hub_cpu_ms_per_get"]
+        out["hub_errors"] = load["load_errors"]
     # From the checkout itself: ``python -c`` puts the working directory first on the path.
     result = subprocess.run([sys.executable, "-c", _IN_PROCESS, sim.url, str(args.n * 5)],
                             env={**os.environ, "PYTHONPATH": str(code)}, cwd=code,

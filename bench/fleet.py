@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from bench.fleet_micro import rss_mb
+from bench.stats import cpu_seconds
 from bench.workload import Workload, runner_distinct, unique_resources
 from github_p2p.cli.demo import ModeResult, RunnerPlan, run_workload
 from github_p2p.errors import ConfigError, GitHubP2PError
@@ -142,13 +143,6 @@ class BenchReport:
 
 
 # -- measuring processes --------------------------------------------------------------------
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 def _load_average() -> tuple[float, ...]:
     with open("/proc/loadavg") as loadavg:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import multiprocessing
 import os
 import threading
@@ -43,7 +44,7 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _timed_get(endpoint: str, path: str, token: str) -> tuple[float, str]:
+def timed_get(endpoint: str, path: str, token: str) -> tuple[float, str]:
     session = _session()
     t = time.perf_counter()
     resp = session.get(endpoint + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -100,7 +101,7 @@ async def _load_client(hub_addr: str, psk: bytes, ids: list[bytes], seconds: flo
                 ident = ids[i % len(ids)]
                 i += 7
                 try:
-                    await link.call(lambda rid, i=ident: Lease(rid, i, 0.0), 10)
+                    await link.call(functools.partial(Lease, entry_id=ident, wait=0.0), 10)
                     done += 1
                 except Exception:
                     errors += 1
@@ -119,7 +120,7 @@ def _load_process(hub_addr: str, psk: bytes, ids: list[bytes], seconds: float, h
     out.put(trio.run(_load_client, hub_addr, psk, ids, seconds, hosts, concurrency, hold))
 
 
-async def _prefill(hub_addr: str, psk: bytes, ids: list[bytes]) -> None:
+async def prefill(hub_addr: str, psk: bytes, ids: list[bytes]) -> None:
     from github_p2p.p2p.host import HostSettings, running_host
     from github_p2p.p2p.link import HubLink
     from github_p2p.p2p.messages import Hello, Put
@@ -128,7 +129,8 @@ async def _prefill(hub_addr: str, psk: bytes, ids: list[bytes]) -> None:
         link = HubLink(running, hub_addr, lambda rid: Hello(rid, "runner", "X64", "fill", "0"))
         await nursery.start(link.run)
         for ident in ids:
-            await link.call(lambda rid, i=ident: Put(rid, i, os.urandom(600), 3600, 3600), 10)
+            await link.call(functools.partial(
+                Put, entry_id=ident, envelope=os.urandom(600), fresh_ttl=3600, keep_ttl=3600), 10)
         nursery.cancel_scope.cancel()
 
 
@@ -174,16 +176,16 @@ def main() -> None:
 
         peers = fleet.peers
         for path in paths:
-            _timed_get(peers[0].endpoint, path, "ghs_filler")
+            timed_get(peers[0].endpoint, path, "ghs_filler")
         half = len(paths) // 2
 
         def reader(index: int, chosen: list[str]) -> tuple[list[float], list[float]]:
             hits, again = [], []
             for path in chosen:
-                elapsed, outcome = _timed_get(peers[index].endpoint, path, f"ghs_r{index}")
+                elapsed, outcome = timed_get(peers[index].endpoint, path, f"ghs_r{index}")
                 assert outcome == "hit-peer", outcome
                 hits.append(elapsed)
-                elapsed, outcome = _timed_get(peers[index].endpoint, path, f"ghs_r{index}")
+                elapsed, outcome = timed_get(peers[index].endpoint, path, f"ghs_r{index}")
                 assert outcome == "hit-local", outcome
                 again.append(elapsed)
             return hits, again
@@ -210,7 +212,7 @@ def main() -> None:
               f"{len(peers)})")
 
         ids = [os.urandom(32) for _ in range(500)]
-        trio.run(_prefill, hub.multiaddr, psk, ids)
+        trio.run(prefill, hub.multiaddr, psk, ids)
         replies, errors = run_clients(hub.multiaddr, psk, ids, args.seconds,
                                       args.load_runners, 1, 16)
         print(f"hub throughput: {replies / args.seconds:.0f} gets/s from {args.load_runners} "

@@ -13,6 +13,7 @@ the attack reported as such. With ``--before DIR`` (a checkout of an earlier com
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -143,7 +144,7 @@ def bench_design(label: str, pythonpath: str | None, rounds: int) -> list[dict[s
                 if hub.process.poll() is not None:
                     break
                 tag = f"{label}-{name}-{index}".replace(" ", "_")
-                row = _round(hub, runner, name, tag, lambda m, hub=hub, run=run: run(hub, m))
+                row = _round(hub, runner, name, tag, functools.partial(run, hub))
                 row.update(design=label, round=index + 1)
                 out.append(row)
                 print(json.dumps(row), flush=True)

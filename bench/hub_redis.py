@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import multiprocessing
 import os
 import statistics
@@ -32,8 +33,8 @@ from typing import Any
 import requests
 import trio
 
-from bench.core_compare import cpu_seconds
-from bench.fleet_micro import _prefill
+from bench.fleet_micro import prefill
+from bench.stats import cpu_seconds
 from github_p2p.core.keys import derive_network_key
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
 from github_p2p.testing.redisserver import RedisServer
@@ -79,7 +80,7 @@ async def _synced_client(hub_addr: str, psk: bytes, ids: list[bytes], seconds: f
                 ident = ids[i % len(ids)]
                 i += 7
                 try:
-                    await link.call(lambda rid, ident=ident: Lease(rid, ident, 0.0), 10)
+                    await link.call(functools.partial(Lease, entry_id=ident, wait=0.0), 10)
                     done += 1
                 except Exception:  # counted: the benchmark reports errors, it does not stop
                     errors += 1
@@ -95,7 +96,7 @@ def _synced_process(*args: Any) -> None:
     trio.run(_synced_client, *args)
 
 
-def _load(hubs: list[NodeProcess], psk: bytes, ids: list[bytes], seconds: float,
+def synced_load(hubs: list[NodeProcess], psk: bytes, ids: list[bytes], seconds: float,
           processes: int, redis: RedisServer | None) -> dict[str, float]:
     """Load processes spread over ``hubs`` (process i to hub i mod n), all leasing in the same
     wall-clock window; what the hubs answered and the CPU they (and Redis) spent in it."""
@@ -178,8 +179,8 @@ def one_setup(hubs_wanted: int, on_redis: bool, sim: GitHubSimulator,
                 hub.wait_ready(180)
             psk = derive_network_key(SECRET)
             ids = [os.urandom(32) for _ in range(500)]
-            trio.run(_prefill, hubs[0].multiaddr, psk, ids)
-            out = _load(hubs, psk, ids, args.seconds, args.load_runners, redis)
+            trio.run(prefill, hubs[0].multiaddr, psk, ids)
+            out = synced_load(hubs, psk, ids, args.seconds, args.load_runners, redis)
             out.update(_fleet_workload(fleet, sim, hubs, args.fleet_runners, args.resources))
             return out
     finally:

@@ -93,7 +93,7 @@ def main() -> None:
         print(f"daemon RSS after MCP: {rss_mb(pid):.0f} MiB")
         print(f"first MCP session (SDK import + build + initialize): "
               f"{results['first session']:.2f} s")
-        print(f"later MCP session (initialize): {results['later session'] * 1000:.1f} ms")
+        print(f"later MCP session (initialize): {float(results['later session']) * 1000:.1f} ms")  # type: ignore[arg-type]
         proxy = []
         with requests.Session() as session:
             for _ in range(args.calls):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from bench.fleet_micro import _prefill, _timed_get, run_clients
+from bench.fleet_micro import prefill, run_clients, timed_get
 from bench.stats import percentile
 from github_p2p import GitHubClient
 from github_p2p.config import ClientSettings
@@ -76,7 +76,7 @@ def _through_fleet(filler: NodeProcess, reader: NodeProcess, paths: Sequence[str
         for node, token, sink, want in ((filler, "ghs_bench_fill", misses, "miss"),
                                         (reader, "ghs_bench_read", peer, "hit-peer"),
                                         (reader, "ghs_bench_read", local, "hit-local")):
-            elapsed, outcome = _timed_get(node.endpoint, path, token)
+            elapsed, outcome = timed_get(node.endpoint, path, token)
             if outcome != want:
                 raise GitHubP2PError(f"{path}: expected {want}, got {outcome}")
             sink.append(elapsed)
@@ -124,7 +124,7 @@ def run_micro(sim: GitHubSimulator, hub: NodeProcess, peers: Sequence[NodeProces
         log("  micro: 1 MiB entries done")
         psk = derive_network_key(secret)
         ids = [os.urandom(32) for _ in range(500)]
-        trio.run(_prefill, hub.multiaddr, psk, ids)
+        trio.run(prefill, hub.multiaddr, psk, ids)
         replies, errors = run_clients(hub.multiaddr, psk, ids, load_seconds, load_runners, 1, 16)
         results.append(MicroResult(
             f"hub gets/s from {load_runners} runners", replies,

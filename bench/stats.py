@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 
@@ -17,3 +18,10 @@ def percentile(samples: Sequence[float], q: float) -> float:
 def summary_ms(samples: Sequence[float]) -> str:
     """``p50 / p95 / p99`` in milliseconds."""
     return " / ".join(f"{percentile(samples, q) * 1000:.3f}" for q in (50, 95, 99))
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds (from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
