@@ -155,6 +155,7 @@ def _cmd_peer(args: argparse.Namespace) -> int:
     import trio
 
     from github_p2p.nodes.peer import PeerDaemon, PeerSettings, default_port, runner_arch
+    from github_p2p.nodes.runtime import settle_heap
 
     arch = os.environ.get("RUNNER_ARCH") or runner_arch()
     port = args.port if args.port is not None else default_port(arch)
@@ -184,6 +185,7 @@ def _cmd_peer(args: argparse.Namespace) -> int:
         registry=registry, oidc=oidc,
     )
     daemon = PeerDaemon(settings)
+    settle_heap()
     trio.run(daemon.run)
     return 0
 
@@ -208,6 +210,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from github_p2p.nodes.hub.admission import GITHUB_ISSUER, OidcSettings
     from github_p2p.nodes.hub.node import run_hub
     from github_p2p.nodes.hub.service import HubSettings
+    from github_p2p.nodes.runtime import settle_heap
 
     cache_dir = _cache_dir(args.cache_dir)
     oidc = None
@@ -229,6 +232,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
         publish = publisher_from_env(args.publish_secret, args.public_ip, os.environ)
     registry = registry_cli.hub_setup(args, cache_dir, os.environ)
     mcp = mcp_cli.hub_settings(args, os.environ, cache_dir)
+    settle_heap()
     trio.run(functools.partial(run_hub, settings, args.http_host, args.http_port,
                                args.ready_file, publish=publish, registry=registry, mcp=mcp,
                                redis=redis))
