@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -273,6 +273,41 @@ async def test_a_dropped_connection_gives_its_items_back_at_once(board, autojump
     assert isinstance(taken, Claimed) and taken.item.index == a.item.index
     assert board.stats.releases == 1 and board.bound_leases == 2
     assert await board.release_binding("conn-a") == 0
+
+
+class _ChangeMidLook:
+    """A store that lets another holder change the queue while a claim is looking at it: after
+    the claim found no ready item and before it starts waiting (a Redis round trip apart)."""
+
+    def __init__(self, inner: QueueStore) -> None:
+        self.inner = inner
+        self.meanwhile: Callable[[], Awaitable[object]] | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def counts(self, key: QueueKey) -> core.QueueCounts:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            await meanwhile()
+        return await self.inner.counts(key)
+
+
+async def test_a_release_while_a_claim_is_looking_wakes_it(store, autojump_clock):
+    # The lost wake-up: a release between the claim's look and its wait went unnoticed, and
+    # the claim slept until its next poll (5 s; seen under load in CI with Redis).
+    looking = _ChangeMidLook(store)
+    tokens = (f"tok{i}" for i in itertools.count())
+    board = QueueBoard(looking, clock=trio.current_time,  # type: ignore[arg-type]
+                       token=lambda: next(tokens))
+    await board.submit(KEY, sealed(1), POLICY, "a")
+    held = await board.claim(KEY, "runner-a", binding="conn-a")
+    assert isinstance(held, Claimed)
+    looking.meanwhile = functools.partial(board.release_binding, "conn-a")
+    start = trio.current_time()
+    taken = await board.claim(KEY, "runner-b", wait=30, binding="conn-b")
+    assert isinstance(taken, Claimed) and taken.item.index == held.item.index
+    assert trio.current_time() == start
 
 
 async def test_heartbeats_keep_a_lease_and_rebind_it(board, autojump_clock):

@@ -169,10 +169,15 @@ class QueueBoard:
         if event is not None:
             event.set()
 
-    async def _wait_change(self, key: QueueKey, timeout: float) -> None:
-        event = self._changed.setdefault(key, trio.Event())
+    def _watch(self, key: QueueKey) -> trio.Event:
+        """The event the next change of ``key`` sets. Take it *before* looking at the queue: a
+        change between the look and the wait (a store round trip) then still wakes the waiter."""
+        return self._changed.setdefault(key, trio.Event())
+
+    @staticmethod
+    async def _wait_change(changed: trio.Event, timeout: float) -> None:
         with trio.move_on_after(max(0.0, timeout)):
-            await event.wait()
+            await changed.wait()
 
     def _pause(self, snapshot: Snapshot, left: float) -> float:
         """How long to wait for a change: wake in time to see the first lease lapse."""
@@ -251,6 +256,7 @@ class QueueBoard:
         claimed (``drained`` tells whether anything is left)."""
         deadline = trio.current_time() + min(max(0.0, wait), self.limits.max_wait)
         while True:
+            changed = self._watch(key)
             meta = await self._meta(key)
             policy = meta.policy
             now = self._clock()
@@ -266,7 +272,7 @@ class QueueBoard:
             left = deadline - trio.current_time()
             if snapshot.drained or left <= 0:
                 return snapshot
-            await self._wait_change(key, self._pause(snapshot, left))
+            await self._wait_change(changed, self._pause(snapshot, left))
 
     async def heartbeat(self, key: QueueKey, index: int, token: str,
                         binding: str | None = None) -> ItemRecord:
@@ -313,6 +319,7 @@ class QueueBoard:
         """Counts and holders; with ``wait`` > 0, once drained or when the wait ends."""
         deadline = trio.current_time() + min(max(0.0, wait), self.limits.max_wait)
         while True:
+            changed = self._watch(key)
             meta = await self._meta(key)
             now = self._clock()
             await self._sweep(key, meta.policy, now)
@@ -320,7 +327,7 @@ class QueueBoard:
             left = deadline - trio.current_time()
             if snapshot.drained or left <= 0:
                 return snapshot
-            await self._wait_change(key, self._pause(snapshot, left))
+            await self._wait_change(changed, self._pause(snapshot, left))
 
     async def release_binding(self, binding: str) -> int:
         """The connection ``binding`` dropped: its leases end now (items go back)."""
