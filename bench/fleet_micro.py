@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import trio
@@ -31,6 +31,9 @@ from bench.stats import percentile, summary_ms
 from github_p2p.core.keys import derive_network_key
 from github_p2p.testing.localfleet import LocalFleet
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
+
+if TYPE_CHECKING:  # libp2p loads only in the load processes
+    from github_p2p.p2p.link import HubLink
 
 SECRET = "bench-fleet-secret-0001"
 
@@ -66,11 +69,30 @@ def _session() -> requests.Session:
 
 # -- hub load clients (separate processes) ---------------------------------------------------
 
+async def lease_until(link: HubLink, ids: list[bytes], offset: int, end: float
+                      ) -> tuple[int, int]:
+    """Lease ``ids`` (hub hits) one at a time on ``link``, starting at ``offset``, until trio
+    time ``end``: how many were answered and how many failed."""
+    from github_p2p.p2p.messages import Lease
+
+    answered = failed = 0
+    i = offset
+    while trio.current_time() < end:
+        ident = ids[i % len(ids)]
+        i += 7
+        try:
+            await link.call(functools.partial(Lease, entry_id=ident, wait=0.0), 10)
+            answered += 1
+        except Exception:  # counted: the benchmark reports errors, it does not stop
+            failed += 1
+    return answered, failed
+
+
 async def _load_client(hub_addr: str, psk: bytes, ids: list[bytes], seconds: float,
                        hosts: int, concurrency: int, hold: float) -> tuple[int, int]:
     from github_p2p.p2p.host import HostSettings, running_host
     from github_p2p.p2p.link import HubLink
-    from github_p2p.p2p.messages import Hello, Lease
+    from github_p2p.p2p.messages import Hello
 
     done = errors = 0
     async with trio.open_nursery() as nursery:
@@ -96,15 +118,8 @@ async def _load_client(hub_addr: str, psk: bytes, ids: list[bytes], seconds: flo
 
         async def worker(link: HubLink, offset: int) -> None:
             nonlocal done, errors
-            i = offset
-            while trio.current_time() < end:
-                ident = ids[i % len(ids)]
-                i += 7
-                try:
-                    await link.call(functools.partial(Lease, entry_id=ident, wait=0.0), 10)
-                    done += 1
-                except Exception:
-                    errors += 1
+            answered, failed = await lease_until(link, ids, offset, end)
+            done, errors = done + answered, errors + failed
 
         if seconds > 0:
             async with trio.open_nursery() as load:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import functools
 import multiprocessing
 import os
 import statistics
@@ -33,7 +32,7 @@ from typing import Any
 import requests
 import trio
 
-from bench.fleet_micro import prefill
+from bench.fleet_micro import lease_until, prefill
 from bench.stats import cpu_seconds
 from github_p2p.core.keys import derive_network_key
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
@@ -59,7 +58,7 @@ async def _synced_client(hub_addr: str, psk: bytes, ids: list[bytes], seconds: f
     by every load process) for ``seconds``."""
     from github_p2p.p2p.host import HostSettings, running_host
     from github_p2p.p2p.link import HubLink
-    from github_p2p.p2p.messages import Hello, Lease
+    from github_p2p.p2p.messages import Hello
 
     done = errors = 0
     async with running_host(HostSettings(psk=psk)) as running, trio.open_nursery() as nursery:
@@ -75,15 +74,8 @@ async def _synced_client(hub_addr: str, psk: bytes, ids: list[bytes], seconds: f
 
         async def worker(offset: int) -> None:
             nonlocal done, errors
-            i = offset
-            while trio.current_time() < end:
-                ident = ids[i % len(ids)]
-                i += 7
-                try:
-                    await link.call(functools.partial(Lease, entry_id=ident, wait=0.0), 10)
-                    done += 1
-                except Exception:  # counted: the benchmark reports errors, it does not stop
-                    errors += 1
+            answered, failed = await lease_until(link, ids, offset, end)
+            done, errors = done + answered, errors + failed
 
         async with trio.open_nursery() as load:
             for c in range(concurrency):
