@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from bench.fleet_micro import rss_mb
 from bench.stats import cpu_seconds
 from bench.workload import Workload, runner_distinct, unique_resources
 from github_p2p.cli.demo import ModeResult, RunnerPlan, run_workload
 from github_p2p.errors import ConfigError, GitHubP2PError
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.procstat import rss_mb
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 if TYPE_CHECKING:

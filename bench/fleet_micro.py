@@ -30,21 +30,13 @@ import trio
 from bench.stats import percentile, summary_ms
 from github_p2p.core.keys import derive_network_key
 from github_p2p.testing.localfleet import LocalFleet
+from github_p2p.testing.procstat import rss_mb
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 if TYPE_CHECKING:  # libp2p loads only in the load processes
     from github_p2p.p2p.link import HubLink
 
 SECRET = "bench-fleet-secret-0001"
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of ``pid`` in MiB (from /proc)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def timed_get(endpoint: str, path: str, token: str) -> tuple[float, str]:

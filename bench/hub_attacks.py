@@ -36,11 +36,11 @@ from github_p2p.testing.attacks import (
     hold_lease,
     non_reader,
     put_envelope,
-    rss_mb,
     stalled_writer,
     wait_for_fills,
 )
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.procstat import rss_mb
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 SECRET = "bench-hub-attacks-0001"

@@ -25,9 +25,9 @@ import requests
 import trio
 from mcp import Client, StdioServerParameters
 
-from bench.fleet_micro import rss_mb
 from bench.stats import summary_ms
 from github_p2p.testing.localfleet import LocalFleet
+from github_p2p.testing.procstat import rss_mb
 from github_p2p.testing.simulator import GitHubSimulator, SimulatorConfig
 
 TOKEN = "ghp_benchmcptoken00000001"

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from github_p2p.testing.attacks import rss_mb as rss_mb  # re-exported for the fault tests
 from github_p2p.testing.localfleet import LocalFleet, NodeProcess
+from github_p2p.testing.procstat import rss_mb as rss_mb  # re-exported for the fault tests
 from github_p2p.testing.simulator import GitHubSimulator
 
 #: ``GITHUB_P2P_HEAVY_TESTS=1`` runs the full-size load variants (minutes on two cores).

@@ -30,6 +30,7 @@ from github_p2p.p2p.channel import MessageChannel
 from github_p2p.p2p.host import HostSettings, RunningHost, dial, reset_stream, running_host
 from github_p2p.p2p.messages import Get, Lease, LeaseReply, Ok, Put
 from github_p2p.p2p.wire import PROTOCOL_ID, encode
+from github_p2p.testing.procstat import rss_mb
 
 __all__ = [
     "MemorySampler",
@@ -38,21 +39,11 @@ __all__ = [
     "non_reader",
     "open_channel",
     "put_envelope",
-    "rss_mb",
     "stalled_writer",
     "wait_for_fills",
 ]
 
 StreamMove = Callable[[MessageChannel], Awaitable[None]]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of ``pid`` in MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise OSError(f"no VmRSS for {pid}")
 
 
 class MemorySampler:
