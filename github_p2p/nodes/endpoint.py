@@ -14,7 +14,6 @@ cannot send without a preflight that is itself refused.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -29,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from github_p2p.cache.driver import CONTROL_HEADER
 from github_p2p.cache.trio_engine import TrioCacheEngine
+from github_p2p.core.loopback import is_loopback_host
 from github_p2p.nodes.mcpmount import McpMount
 from github_p2p.nodes.metrics import mcp_stats, metrics_registry, render_metrics
 from github_p2p.nodes.outputs import CommandOutputs, output_routes
@@ -61,28 +61,19 @@ class NodeView(Protocol):
         """Stop the node cleanly."""
 
 
-def _loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def _host_ok(host_header: str) -> bool:
     try:
         name = urlsplit("//" + host_header).hostname
     except ValueError:  # an unbalanced "[" and the like: not a Host we serve
         return False
-    return _loopback(name)
+    return is_loopback_host(name)
 
 
 def refusal(scope: Scope) -> str | None:
     """Why a request must be refused (``None``: it may be served). Pure: reads ``scope``."""
     client = scope.get("client")
     headers = {k.lower(): v for k, v in scope.get("headers", ())}
-    if not _loopback(client[0] if client else None) or not _host_ok(
+    if not is_loopback_host(client[0] if client else None) or not _host_ok(
             headers.get(b"host", b"").decode("latin-1")):
         return "github-p2p serves loopback clients only"
     if b"origin" in headers:

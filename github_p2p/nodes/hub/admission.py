@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import re
@@ -40,6 +39,7 @@ import jwt
 import requests
 import trio
 
+from github_p2p.core.loopback import is_loopback_host
 from github_p2p.errors import AdmissionError, ConfigError
 from github_p2p.p2p.messages import (
     Delete,
@@ -101,7 +101,7 @@ class OidcSettings:
                 or parts.fragment or self.issuer.endswith("/"):
             raise ConfigError(f"--oidc-issuer must be an https URL without a trailing slash, "
                               f"not {self.issuer!r}")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ConfigError("--oidc-issuer must use https (http only for a loopback host)")
         for name in ("leeway", "fetch_timeout"):
             value = getattr(self, name)
@@ -109,15 +109,6 @@ class OidcSettings:
                 raise ConfigError(f"OIDC {name} must be a non-negative number of seconds")
         if self.max_concurrent < 1:
             raise ConfigError("OIDC max_concurrent must be at least 1")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
