@@ -142,14 +142,15 @@ NODE_GC_THRESHOLD = 20_000
 def settle_heap(young: int = NODE_GC_THRESHOLD) -> None:
     """Tune the cyclic garbage collector for a long-running node; call once start-up is done.
 
-    What is alive now (modules, settings) is collected once and then frozen out of later
-    collections, and the young generation is collected every ``young`` allocations instead of
-    every 700. A node allocates hundreds of short-lived containers per message (trio tasks and
-    cancel scopes, coroutine frames, messages), nearly all freed by reference counting, so the
-    default ran a collection every few messages for nothing. Cyclic garbage waits a little
-    longer: ``young`` objects at most. Measured in bench/RESULTS.md ("The cache core").
+    What is alive now (modules, settings) is frozen out of later collections, and the young
+    generation is collected every ``young`` allocations instead of every 700. A node allocates
+    hundreds of short-lived containers per message (trio tasks and cancel scopes, coroutine
+    frames, messages), nearly all freed by reference counting, so the default ran a collection
+    every few messages for nothing. Cyclic garbage waits a little longer: ``young`` objects at
+    most. Measured in bench/RESULTS.md ("The cache core").
     """
-    gc.collect()
+    # No gc.collect() first: after the imports it found ~50 unreachable objects and took
+    # ~30 ms of every node's start; those few are frozen with the rest.
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young, middle, old)
