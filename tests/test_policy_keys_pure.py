@@ -8,7 +8,7 @@ from github_p2p.config import ClientSettings, resolve_secret
 from github_p2p.core.cachekey import make_cache_key, resource_tags
 from github_p2p.core.pagination import next_page, next_page_url, parse_link_header
 from github_p2p.core.policy import TtlPolicy, load_policy
-from github_p2p.core.ratelimit import RateLimit, RetrySettings, decide_retry
+from github_p2p.core.ratelimit import RateLimit, RetrySettings, decide_retry, limits_under
 from github_p2p.errors import ConfigError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -193,3 +193,9 @@ def test_settings_from_env_and_validation():
     assert "token=" not in repr(s)
     with pytest.raises(ConfigError):
         ClientSettings.from_env({"GITHUB_API_URL": "ftp://x"})
+
+
+def test_limits_under_a_prefix_are_named_without_it():
+    limits = {"core": 1.0, "r/o/r:core": 2.0, "r/o/r:search": 3.0, "r/o/other:core": 4.0}
+    assert limits_under("r/o/r:", limits) == {"core": 2.0, "search": 3.0}
+    assert limits_under("", limits) == limits

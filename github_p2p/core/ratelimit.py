@@ -19,6 +19,7 @@ __all__ = [
     "api_resource",
     "decide_retry",
     "limit_until",
+    "limits_under",
     "rate_limit_kind",
 ]
 
@@ -170,3 +171,9 @@ def limit_until(status: int, headers: Mapping[str, str], body_hint: str, now: fl
         after = _int_header(headers, "retry-after")
         return kind, now + (float(after) if after is not None else settings.secondary_floor)
     return None
+
+
+def limits_under(prefix: str, limits: Mapping[str, float]) -> dict[str, float]:
+    """The rate limits kept under ``prefix`` (one repository's space on an OIDC hub), named
+    without it: what a holder of that space reported and is told about."""
+    return {key[len(prefix):]: until for key, until in limits.items() if key.startswith(prefix)}

@@ -40,6 +40,7 @@ import requests
 import trio
 
 from github_p2p.core.loopback import is_loopback_host
+from github_p2p.core.ratelimit import limits_under
 from github_p2p.errors import AdmissionError, ConfigError
 from github_p2p.p2p.messages import (
     Delete,
@@ -365,11 +366,7 @@ class StreamGate:
 
     def visible_limits(self, limits: Mapping[str, float]) -> dict[str, float]:
         """The rate limits this stream is told about, under the names it reported them."""
-        prefix = self._prefix
-        if prefix is None:
-            return dict(limits)
-        return {key[len(prefix):]: until for key, until in limits.items()
-                if key.startswith(prefix)}
+        return limits_under(self._prefix or "", limits)
 
     def sees(self, peer_repository: str) -> bool:
         """Whether this stream may see a peer bound to ``peer_repository`` in a peer list."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from github_p2p.core.lease import Lease, LeaseAnswer
+from github_p2p.core.ratelimit import limits_under
 from github_p2p.nodes.hub.state import HubState
 
 __all__ = ["HubStateTransport"]
@@ -34,10 +35,7 @@ class HubStateTransport:
     async def lease(self, entry_id: bytes, wait: float) -> LeaseAnswer[bytes]:
         """See :class:`~github_p2p.cache.fleet.FleetTransport`."""
         answer = await self.state.lease(self._map(entry_id), self.holder, wait)
-        prefix = self._prefix
-        self._limits = {key[len(prefix):]: until
-                        for key, until in (await self.state.limits(time.time())).items()
-                        if key.startswith(prefix)}
+        self._limits = limits_under(self._prefix, await self.state.limits(time.time()))
         envelope = answer.payload.envelope if answer.payload is not None else None
         return LeaseAnswer(answer.outcome, envelope, answer.fresh, answer.lease)
 
